@@ -1,0 +1,63 @@
+{#-
+    The landed events of one Kafka topic, one row per event_id.
+
+    - renames the Kafka coordinates (partition / offset are SQL keywords)
+      to kafka_topic / kafka_partition / kafka_offset / kafka_key;
+    - keeps the first landed copy of a redelivered event: lowest partition,
+      then lowest offset (a total, deterministic order within a topic);
+    - counts the deliveries (n_deliveries) for observability;
+    - never relies on arrival order for anything else: occurred_at (event
+      time) is the truth downstream.
+
+    Used by every stg_landing__* model; the topic-specific columns are
+    added by the model itself.
+-#}
+{% macro deduplicated_landed_events(topic) -%}
+    {%- set partition_col = adapter.quote('partition') -%}
+    {%- set offset_col = adapter.quote('offset') -%}
+    select
+        event_id,
+        event_type,
+        channel,
+        occurred_at,
+        source,
+        schema_version,
+        {% for identifier in identifier_columns() -%}
+        {{ identifier }},
+        {% endfor -%}
+        properties,
+        kafka_topic,
+        kafka_partition,
+        kafka_offset,
+        kafka_key,
+        kafka_timestamp,
+        received_at,
+        n_deliveries
+    from (
+        select
+            event_id,
+            event_type,
+            channel,
+            occurred_at,
+            source,
+            schema_version,
+            {% for identifier in identifier_columns() -%}
+            {{ identifier }},
+            {% endfor -%}
+            properties,
+            topic as kafka_topic,
+            {{ partition_col }} as kafka_partition,
+            {{ offset_col }} as kafka_offset,
+            record_key as kafka_key,
+            kafka_timestamp,
+            received_at,
+            row_number() over (
+                partition by event_id
+                order by {{ partition_col }}, {{ offset_col }}
+            ) as delivery_rank,
+            count(*) over (partition by event_id) as n_deliveries
+        from {{ source('landing', 'landed_events') }}
+        where topic = {{ dbt.string_literal(topic) }}
+    ) as landed
+    where delivery_rank = 1
+{%- endmacro %}

@@ -1,0 +1,100 @@
+"""Identifier normalisation (DESIGN.md): the one place that says when two
+identifier values are the same.
+
+- emails: trimmed and lower-cased;
+- phones: E.164 (``+33612345678``), national numbers read with a default
+  region (``OMNIVUE_DEFAULT_PHONE_REGION``, default FR);
+- social handles: ``platform:handle`` lower-cased, a leading ``@`` dropped;
+- ids (customer, device, anonymous): trimmed, compared as given.
+
+Used by ingest (landing stores normalised identities), by the simulator's
+ground truth and by the tests.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from functools import lru_cache
+
+import phonenumbers
+
+_EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+_HANDLE = re.compile(r"^([a-z][a-z0-9_.-]*):@?([^\s:@][^\s:]*)$")
+
+
+def _region() -> str:
+    return os.environ.get("OMNIVUE_DEFAULT_PHONE_REGION", "FR").upper()
+
+
+def normalize_email(value: str) -> str:
+    v = value.strip().lower()
+    if not _EMAIL.match(v):
+        raise ValueError(f"not an email address: {value!r}")
+    return v
+
+
+@lru_cache(maxsize=262_144)
+def _normalize_phone(value: str, region: str) -> str:
+    try:
+        number = phonenumbers.parse(value, region)
+    except phonenumbers.NumberParseException as exc:
+        raise ValueError(f"not a phone number: {value!r} ({exc})") from None
+    if not phonenumbers.is_possible_number(number):
+        raise ValueError(f"not a possible phone number: {value!r}")
+    return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+
+
+def normalize_phone(value: str, region: str | None = None) -> str:
+    return _normalize_phone(value.strip(), (region or _region()).upper())
+
+
+def normalize_handle(value: str) -> str:
+    v = value.strip().lower()
+    m = _HANDLE.match(v)
+    if not m:
+        raise ValueError(f"social_handle must be 'platform:handle', got {value!r}")
+    return f"{m.group(1)}:{m.group(2)}"
+
+
+def normalize_id(value: str) -> str:
+    v = value.strip()
+    if not v:
+        raise ValueError("empty identifier")
+    return v
+
+
+_ID_KINDS = ("customer_id", "device_id", "anonymous_id")
+
+_NORMALIZERS = {
+    "email": normalize_email,
+    "phone": normalize_phone,
+    "social_handle": normalize_handle,
+    "customer_id": normalize_id,
+    "device_id": normalize_id,
+    "anonymous_id": normalize_id,
+}
+
+
+def normalize_identifier(kind: str, value: str) -> str:
+    """Normalise one identifier value; ValueError says why it is unusable."""
+    try:
+        fn = _NORMALIZERS[kind]
+    except KeyError:
+        raise ValueError(f"unknown identity type {kind!r}") from None
+    if isinstance(value, int) and not isinstance(value, bool) and kind in _ID_KINDS:
+        value = str(value)
+    if not isinstance(value, str):
+        raise ValueError(f"{kind} must be a string")
+    return fn(value)
+
+
+def normalize_identities(identities: dict[str, str]) -> dict[str, str]:
+    """Normalise every identity of an event; ValueError names the bad one."""
+    out: dict[str, str] = {}
+    for kind, value in identities.items():
+        try:
+            out[kind] = normalize_identifier(kind, value)
+        except ValueError as exc:
+            raise ValueError(f"identities.{kind}: {exc}") from None
+    return out
