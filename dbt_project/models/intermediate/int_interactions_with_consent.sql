@@ -1,0 +1,124 @@
+-- Every social / email / mobile interaction with its person, whether it is
+-- a marketing send, the consent scope it is checked against, and the
+-- marketing consent row in force at its occurred_at (if any). Consent
+-- history rows of one person/purpose/scope are disjoint half-open
+-- intervals, so at most one row matches an instant.
+
+with
+
+events as (
+
+    select * from {{ ref('int_events') }}
+    where channel in ('social', 'email', 'mobile')
+
+),
+
+social_events as (
+
+    select * from {{ ref('stg_landing__social_events') }}
+
+),
+
+email_events as (
+
+    select * from {{ ref('stg_landing__email_events') }}
+
+),
+
+mobile_events as (
+
+    select * from {{ ref('stg_landing__mobile_events') }}
+
+),
+
+marketing_consent as (
+
+    select * from {{ ref('int_consent_history') }}
+    where purpose = 'marketing'
+
+),
+
+enriched as (
+
+    select
+        events.event_id,
+        events.person_id,
+        events.event_type,
+        events.channel,
+        events.occurred_at,
+        events.source,
+        events.kafka_topic,
+        events.n_usable_identifiers,
+        email_events.campaign_id,
+        coalesce(social_events.is_brand_sent, false) as is_brand_sent,
+        social_events.platform,
+        social_events.post_id,
+        social_events.lang,
+        mobile_events.amount,
+        mobile_events.currency,
+        {{ is_marketing_send('events.event_type', 'social_events.is_brand_sent') }} as is_marketing_send,
+        {{ consent_scope_for_channel('events.channel') }} as consent_scope
+
+    from events
+    left join social_events
+        on events.event_id = social_events.event_id
+        and events.kafka_topic = social_events.kafka_topic
+    left join email_events
+        on events.event_id = email_events.event_id
+        and events.kafka_topic = email_events.kafka_topic
+    left join mobile_events
+        on events.event_id = mobile_events.event_id
+        and events.kafka_topic = mobile_events.kafka_topic
+
+),
+
+checked as (
+
+    select
+        enriched.*,
+        'marketing' as consent_purpose,
+        marketing_consent.consent_event_id,
+        marketing_consent.status as consent_event_status,
+        marketing_consent.valid_from as consent_valid_from,
+        marketing_consent.valid_to as consent_valid_to
+
+    from enriched
+    left join marketing_consent
+        on enriched.person_id = marketing_consent.person_id
+        and enriched.consent_scope = marketing_consent.scope
+        and {{ in_interval('enriched.occurred_at', 'marketing_consent.valid_from', 'marketing_consent.valid_to') }}
+
+),
+
+final as (
+
+    select
+        event_id,
+        person_id,
+        event_type,
+        channel,
+        occurred_at,
+        source,
+        kafka_topic,
+        n_usable_identifiers,
+        campaign_id,
+        is_brand_sent,
+        platform,
+        post_id,
+        lang,
+        amount,
+        currency,
+        is_marketing_send,
+        consent_scope,
+        consent_purpose,
+        coalesce(consent_event_status, 'none') as consent_status,
+        coalesce(consent_event_status = 'granted', false) as consent_in_force,
+        consent_event_id,
+        consent_valid_from,
+        consent_valid_to
+
+    from checked
+
+)
+
+select * from final

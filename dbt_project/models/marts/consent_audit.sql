@@ -1,0 +1,44 @@
+-- Every marketing send judged against marketing consent at that instant:
+-- email.sent (scope email), mobile.push_sent (scope push), a brand-sent
+-- social.direct_message (scope social). consent_ok is false when no grant
+-- was in force at occurred_at, including when there was no consent event
+-- at all before the send, or the send cannot be attributed to a person.
+
+with
+
+marketing_sends as (
+
+    select * from {{ ref('int_interactions_with_consent') }}
+    where is_marketing_send
+
+),
+
+final as (
+
+    select
+        event_id,
+        person_id,
+        event_type,
+        channel,
+        occurred_at,
+        source,
+        campaign_id,
+        consent_scope as scope,
+        consent_purpose as purpose,
+        consent_in_force as consent_ok,
+        consent_status,
+        consent_event_id,
+        consent_valid_from,
+        consent_valid_to,
+        case
+            when consent_in_force then null
+            when person_id is null then 'unattributed_send'
+            when consent_status = 'withdrawn' then 'consent_withdrawn'
+            else 'no_consent'
+        end as violation_reason
+
+    from marketing_sends
+
+)
+
+select * from final

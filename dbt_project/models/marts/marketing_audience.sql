@@ -1,0 +1,30 @@
+-- Who may receive marketing now: one row per person x scope whose latest
+-- marketing consent event in force at the evaluation instant (var
+-- consent_as_of, default: build time) is a grant. The list campaign tools
+-- activate: nobody without consent in force may be in it.
+
+with
+
+current_marketing_consent as (
+
+    select * from {{ ref('int_consent_history') }}
+    where purpose = 'marketing'
+        and is_current
+
+),
+
+final as (
+
+    select
+        person_id,
+        scope,
+        purpose,
+        consent_event_id,
+        valid_from as consent_granted_at
+
+    from current_marketing_consent
+    where status = 'granted'
+
+)
+
+select * from final

@@ -1,0 +1,252 @@
+"""The ``omnivue`` command line."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sys
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+from . import __version__
+
+log = logging.getLogger("omnivue")
+
+
+class UserError(Exception):
+    """A problem the user can fix; printed as one line, exit code 1."""
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse that reports a bad argument as one readable line."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        self.exit(2, f"{self.prog}: error: {message} (see `{self.prog} --help`)\n")
+
+
+def _positive(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
+def _non_negative_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must not be negative, got {value}")
+    return value
+
+
+def _setup_logging(verbose: bool, settings: Any | None = None) -> None:
+    level = logging.DEBUG if verbose else logging.INFO
+    handlers: list[logging.Handler] = [logging.StreamHandler(sys.stderr)]
+    if settings is not None:
+        try:
+            settings.logs_dir.mkdir(parents=True, exist_ok=True)
+            handlers.append(logging.FileHandler(settings.logs_dir / "omnivue.log"))
+        except OSError:
+            pass
+    logging.basicConfig(level=level, format="%(asctime)s %(levelname)-7s %(name)s: %(message)s",
+                        handlers=handlers, force=True)
+    for noisy in ("kafka", "urllib3", "filelock", "asyncio"):
+        logging.getLogger(noisy).setLevel(logging.WARNING if not verbose else logging.INFO)
+
+
+# --- commands ---------------------------------------------------------------------------
+
+def cmd_broker(args: argparse.Namespace) -> int:
+    from . import broker
+    from .config import load_settings
+
+    settings = load_settings()
+    try:
+        if args.action == "start":
+            st = broker.start(settings)
+            print(f"broker running on {st.address} (pid {st.pid or 'external'}); topics: "
+                  + ", ".join(f"{t}[{n}]" for t, n in sorted(st.topics.items())))
+        elif args.action == "stop":
+            print("broker stopped" if broker.stop(settings) else "no broker started by omnivue is running")
+        else:
+            st = broker.status(settings)
+            if not st.running:
+                print(f"broker not running at {st.address}")
+                return 3
+            print(f"broker running on {st.address} (pid {st.pid or 'not started by omnivue'}); topics: "
+                  + ", ".join(f"{t}[{n}]" for t, n in sorted(st.topics.items())))
+    except broker.BrokerError as exc:
+        raise UserError(str(exc)) from None
+    return 0
+
+
+def cmd_simulate(args: argparse.Namespace) -> int:
+    from .config import load_settings
+    from .simulator import Simulation, publish, write_truth
+
+    settings = load_settings()
+    seed = args.seed if args.seed is not None else int.from_bytes(os.urandom(4), "big")
+    sim = Simulation(args.people, args.days, seed=seed, bad_rate=args.bad_rate, dup_rate=args.dup_rate)
+    result = sim.build()
+    truth_path = Path(args.truth) if args.truth else settings.truth_file
+    write_truth(truth_path, result.truth)
+    sent = publish(settings, result, progress=not args.quiet)
+    t = result.truth
+    print(f"simulated {args.people} people over {args.days} days (seed {seed}): {sent} records published "
+          f"({t['valid_events']} events, {len(t['duplicates'])} duplicate deliveries, "
+          f"{len(t['bad_records'])} malformed), {len(t['violations'])} of {t['marketing_sends']} marketing sends "
+          f"break consent; truth in {truth_path}")
+    return 0
+
+
+def cmd_ingest(args: argparse.Namespace) -> int:
+    from .config import load_settings
+    from .ingester import Ingester
+
+    settings = load_settings()
+    ingester = Ingester(settings, group_id=args.group, batch_size=args.batch_size)
+    stats = ingester.run(until_caught_up=args.until_caught_up, max_seconds=args.max_seconds,
+                         progress=not args.quiet)
+    if args.json:
+        print(json.dumps(stats.as_dict(), indent=2))
+    else:
+        print(f"landed {stats.landed} events, dead-lettered {stats.dead} records in {stats.seconds:.1f}s"
+              + (f" (skipped {stats.skipped} already landed)" if stats.skipped else ""))
+        if stats.reasons:
+            print("dead letters by reason: " + ", ".join(f"{k}={v}" for k, v in stats.reasons.most_common()))
+        print("lag per topic: " + (", ".join(f"{t}={n}" for t, n in sorted(stats.lag.items())) or "none"))
+    return 0
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from .config import load_settings
+    from .pipeline import run_pipeline
+
+    settings = load_settings()
+    outcome = run_pipeline(settings)
+    print(outcome.render())
+    return 0 if outcome.ok else 1
+
+
+def cmd_verify(args: argparse.Namespace) -> int:
+    from .config import load_settings
+    from .contract_checks import verify_all
+
+    settings = load_settings()
+    report = verify_all(settings, run_id=args.run_id)
+    print(report.render())
+    return 0 if report.ok else 1
+
+
+def cmd_publish(args: argparse.Namespace) -> int:
+    from .config import load_settings
+    from .publish import publish_snapshot
+
+    settings = load_settings()
+    path = publish_snapshot(settings)
+    print(f"published {path}")
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from .demo import run_demo
+
+    return run_demo(people=args.people, days=args.days, seed=args.seed)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = _Parser(prog="omnivue", description="omnivue: consent-aware unified customer view from Kafka events. "
+                "Settings: OMNIVUE_HOME (data directory, default ./.omnivue), OMNIVUE_KAFKA_BOOTSTRAP "
+                "(default 127.0.0.1:9092).")
+    p.add_argument("--version", action="version", version=f"omnivue {__version__}")
+    p.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    sub = p.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    sub.required = True
+
+    b = sub.add_parser("broker", help="start, stop or inspect the local Kafka-protocol broker (Tansu)",
+                       description="Run the local broker on the loopback address of OMNIVUE_KAFKA_BOOTSTRAP, "
+                       "with its log and pid under $OMNIVUE_HOME/broker, and create the topics.")
+    b.add_argument("action", choices=["start", "stop", "status"], help="what to do")
+    b.set_defaults(func=cmd_broker)
+
+    s = sub.add_parser("simulate", help="publish realistic multi-channel traffic and write its ground truth",
+                       description="Publish N people's events over D days on every topic, with consent changes, "
+                       "planted consent violations, malformed records and duplicate deliveries; write the ground "
+                       "truth to $OMNIVUE_HOME/truth.json.")
+    s.add_argument("--people", type=_positive, required=True, help="how many people")
+    s.add_argument("--days", type=_positive, default=30, help="days of history ending now (default 30)")
+    s.add_argument("--seed", type=int, default=None, help="random seed (default: a fresh one)")
+    s.add_argument("--bad-rate", type=_non_negative_float, default=0.02, help="share of malformed records")
+    s.add_argument("--dup-rate", type=_non_negative_float, default=0.03, help="share of duplicate deliveries")
+    s.add_argument("--truth", help="where to write the truth JSON (default $OMNIVUE_HOME/truth.json)")
+    s.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    s.set_defaults(func=cmd_simulate)
+
+    i = sub.add_parser("ingest", help="consume the topics into the warehouse (landed_events, dead_letter)",
+                       description="Consume every input topic with a consumer group, validate each record "
+                       "against contracts/events/, land valid events and dead-letter the rest, exactly once.")
+    i.add_argument("--until-caught-up", action="store_true", help="stop when the group has no lag "
+                   "(default: keep following)")
+    i.add_argument("--group", help="consumer group (default OMNIVUE_CONSUMER_GROUP or omnivue-ingest)")
+    i.add_argument("--batch-size", type=_positive, default=20_000, help="records per landing transaction")
+    i.add_argument("--max-seconds", type=_non_negative_float, default=None, help="stop after this long "
+                   "(with --until-caught-up: fail if not caught up by then)")
+    i.add_argument("--json", action="store_true", help="print the summary as JSON")
+    i.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    i.set_defaults(func=cmd_ingest)
+
+    r = sub.add_parser("run", help="run the customer_view pipeline once (Airflow DAG, in process)",
+                       description="One run of the Airflow DAG customer_view without a server: ingest until "
+                       "caught up, dbt models as tasks, Soda contracts, publish. Exits 1 when the run fails.")
+    r.set_defaults(func=cmd_run)
+
+    v = sub.add_parser("verify", help="verify the Soda contracts against the warehouse",
+                       description="Verify every contract under contracts/ and append the results to "
+                       "contract_results. Exits 1 when a blocking check fails.")
+    v.add_argument("--run-id", default=None, help="run id to record (default: a new one)")
+    v.set_defaults(func=cmd_verify)
+
+    pb = sub.add_parser("publish", help="copy the marts into the analysts' read-only snapshot",
+                        description="Copy the verified marts into $OMNIVUE_HOME/published/customer_view.duckdb, "
+                        "replaced atomically.")
+    pb.set_defaults(func=cmd_publish)
+
+    d = sub.add_parser("demo", help="start the broker, simulate, run the pipeline, print a summary",
+                       description="The whole flow on the embedded defaults: local broker, DuckDB files, "
+                       "Airflow without a server.")
+    d.add_argument("--people", type=_positive, default=300, help="how many people (default 300)")
+    d.add_argument("--days", type=_positive, default=30, help="days of history (default 30)")
+    d.add_argument("--seed", type=int, default=None, help="random seed")
+    d.set_defaults(func=cmd_demo)
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    from .config import load_settings
+
+    _setup_logging(args.verbose, load_settings())
+    func: Callable[[argparse.Namespace], int] = args.func
+    from .kafka_io import BrokerUnavailable
+    from .warehouse import WarehouseBusy
+
+    try:
+        return func(args)
+    except (UserError, BrokerUnavailable, WarehouseBusy, TimeoutError) as exc:
+        print(f"omnivue: error: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("omnivue: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

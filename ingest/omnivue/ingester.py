@@ -1,0 +1,317 @@
+"""Ingest: consume the input topics with a consumer group, validate every
+record against its contract, land valid events and dead-letter the rest.
+
+Exactly once: the landed rows, the dead letters and the next offset of every
+partition are written in ONE DuckDB transaction, and on (re)assignment the
+consumer seeks to the offsets stored in the warehouse. A crash before the
+commit lands nothing of the batch (it is read again); a crash after it lands
+the batch once (the stored offsets skip it). Kafka's own committed offsets are
+updated too, for lag tooling, but the warehouse is the source of truth. The
+transaction also drops records below the stored offset, so two ingesters that
+race after a rebalance cannot land a record twice.
+
+The warehouse is opened for each batch and closed right after, so dbt and
+other writers can take the lock between batches.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections import Counter, defaultdict
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Any, Iterable
+
+import pyarrow as pa
+from kafka import ConsumerRebalanceListener, KafkaConsumer, TopicPartition
+from kafka.structs import OffsetAndMetadata
+
+from .config import Settings
+from .envelope import INPUT_TOPICS
+from .kafka_io import make_consumer
+from .progress import Progress
+from .validation import Rejected, validate_record
+from .warehouse import IDENTITY_COLUMNS, ensure_landing, session
+
+log = logging.getLogger(__name__)
+
+_TS = pa.timestamp("us", tz="UTC")
+LANDED_SCHEMA = pa.schema(
+    [("topic", pa.string()), ("partition", pa.int32()), ("offset", pa.int64()), ("record_key", pa.string()),
+     ("kafka_timestamp", _TS), ("event_id", pa.string()), ("event_type", pa.string()), ("channel", pa.string()),
+     ("occurred_at", _TS), ("source", pa.string()), ("schema_version", pa.int32())]
+    + [(c, pa.string()) for c in IDENTITY_COLUMNS]
+    + [("properties", pa.string()), ("raw", pa.string()), ("received_at", _TS)]
+)
+DEAD_SCHEMA = pa.schema(
+    [("reason", pa.string()), ("raw", pa.string()), ("topic", pa.string()), ("partition", pa.int32()),
+     ("offset", pa.int64()), ("record_key", pa.string()), ("received_at", _TS), ("raw_bytes", pa.binary())]
+)
+_LANDED_COLS = ", ".join(f'"{f.name}"' for f in LANDED_SCHEMA)
+_DEAD_COLS = ", ".join(f'"{f.name}"' for f in DEAD_SCHEMA)
+
+
+@dataclass
+class IngestStats:
+    landed: int = 0
+    dead: int = 0
+    skipped: int = 0  # already landed (re-delivered after a crash or rebalance)
+    batches: int = 0
+    by_topic: Counter = field(default_factory=Counter)
+    reasons: Counter = field(default_factory=Counter)
+    lag: dict[str, int] = field(default_factory=dict)
+    seconds: float = 0.0
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"landed": self.landed, "dead_letters": self.dead, "skipped_already_landed": self.skipped,
+                "batches": self.batches, "by_topic": dict(self.by_topic),
+                "dead_letter_reasons": dict(self.reasons), "lag": dict(self.lag),
+                "seconds": round(self.seconds, 2)}
+
+
+def _decode(value: bytes | None) -> str | None:
+    return None if value is None else value.decode("utf-8", errors="backslashreplace")
+
+
+def _ms_to_dt(ms: int | None) -> datetime | None:
+    return None if ms is None or ms < 0 else datetime.fromtimestamp(ms / 1000, tz=timezone.utc)
+
+
+class _Batch:
+    """Columns of one batch, built record by record, written as Arrow."""
+
+    def __init__(self) -> None:
+        self.landed: dict[str, list[Any]] = {f.name: [] for f in LANDED_SCHEMA}
+        self.dead: dict[str, list[Any]] = {f.name: [] for f in DEAD_SCHEMA}
+        self.next_offsets: dict[TopicPartition, int] = {}
+        self.first_offsets: dict[TopicPartition, int] = {}
+        self.count = 0
+
+    def add(self, record: Any, received_at: datetime, stats_reasons: Counter) -> None:
+        tp = TopicPartition(record.topic, record.partition)
+        self.first_offsets.setdefault(tp, record.offset)
+        self.next_offsets[tp] = record.offset + 1
+        self.count += 1
+        key = _decode(record.key)
+        try:
+            valid = validate_record(record.topic, record.value)
+        except Rejected as rej:
+            stats_reasons[rej.code] += 1
+            d = self.dead
+            d["reason"].append(rej.reason)
+            d["raw"].append(_decode(record.value))
+            d["topic"].append(record.topic)
+            d["partition"].append(record.partition)
+            d["offset"].append(record.offset)
+            d["record_key"].append(key)
+            d["received_at"].append(received_at)
+            d["raw_bytes"].append(record.value)
+            return
+        ev = valid.event
+        c = self.landed
+        c["topic"].append(record.topic)
+        c["partition"].append(record.partition)
+        c["offset"].append(record.offset)
+        c["record_key"].append(key)
+        c["kafka_timestamp"].append(_ms_to_dt(record.timestamp))
+        c["event_id"].append(ev["event_id"].lower())
+        c["event_type"].append(ev["event_type"])
+        c["channel"].append(ev["channel"])
+        c["occurred_at"].append(valid.occurred_at)
+        c["source"].append(ev["source"])
+        c["schema_version"].append(ev["schema_version"])
+        for col in IDENTITY_COLUMNS:
+            c[col].append(valid.identities.get(col))
+        c["properties"].append(json.dumps(ev["properties"], ensure_ascii=False, separators=(",", ":")))
+        c["raw"].append(record.value.decode("utf-8"))
+        c["received_at"].append(received_at)
+
+
+class Ingester:
+    """Consume the input topics into the warehouse, exactly once."""
+
+    def __init__(self, settings: Settings, group_id: str | None = None, batch_size: int = 20_000,
+                 batch_ms: int = 1000, topics: Iterable[str] = INPUT_TOPICS) -> None:
+        self.settings = settings
+        self.group_id = group_id or settings.consumer_group
+        self.batch_size = batch_size
+        self.batch_ms = batch_ms
+        self.topics = list(topics)
+        self.stats = IngestStats()
+        self._consumer: KafkaConsumer | None = None
+        self._pending: list[Any] = []
+
+    # -- offsets stored with the data -------------------------------------------------
+    def _stored_offsets(self, tps: Iterable[TopicPartition]) -> dict[TopicPartition, int]:
+        wanted = set(tps)
+        if not wanted:
+            return {}
+        with session(self.settings.warehouse) as con:
+            rows = con.execute(
+                'select topic, "partition", next_offset from ingest_offsets where consumer_group = ?',
+                [self.group_id]).fetchall()
+        return {TopicPartition(t, p): o for t, p, o in rows if TopicPartition(t, p) in wanted}
+
+    def _on_assigned(self, assigned: list[TopicPartition]) -> None:
+        stored = self._stored_offsets(assigned)
+        for tp in assigned:
+            if tp in stored:
+                self._consumer.seek(tp, stored[tp])
+            else:
+                self._consumer.seek_to_beginning(tp)
+        if assigned:
+            log.info("assigned %d partitions; resuming from the warehouse's stored offsets (%d known)",
+                     len(assigned), len(stored))
+
+    def _on_revoked(self, revoked: list[TopicPartition]) -> None:
+        if self._pending:
+            self._flush()
+
+    # -- one transaction per batch ----------------------------------------------------
+    def _flush(self) -> int:
+        records, self._pending = self._pending, []
+        if not records:
+            return 0
+        received_at = datetime.now(timezone.utc)
+        batch = _Batch()
+        for record in records:
+            batch.add(record, received_at, self.stats.reasons)
+        landed = pa.Table.from_pydict(batch.landed, schema=LANDED_SCHEMA)
+        dead = pa.Table.from_pydict(batch.dead, schema=DEAD_SCHEMA)
+        with session(self.settings.warehouse) as con:
+            con.begin()
+            stored = {(t, p): o for t, p, o in con.execute(
+                'select topic, "partition", next_offset from ingest_offsets where consumer_group = ?',
+                [self.group_id]).fetchall()}
+            already = {tp: stored[(tp.topic, tp.partition)] for tp in batch.first_offsets
+                       if stored.get((tp.topic, tp.partition), -1) > batch.first_offsets[tp]}
+            if already:
+                # Part of this batch was landed by an earlier run or another member of the group.
+                landed, dead, skipped = _drop_landed(landed, dead, already)
+                self.stats.skipped += skipped
+                log.warning("skipped %d records already landed (re-delivered)", skipped)
+            con.register("landed_batch", landed)
+            con.register("dead_batch", dead)
+            con.execute(f"insert into landed_events ({_LANDED_COLS}) select {_LANDED_COLS} from landed_batch")
+            con.execute(f"insert into dead_letter ({_DEAD_COLS}) select {_DEAD_COLS} from dead_batch")
+            con.executemany(  # one row per partition in the batch, not per record
+                'insert or replace into ingest_offsets values (?, ?, ?, greatest(?, coalesce((select next_offset '
+                'from ingest_offsets where consumer_group = ? and topic = ? and "partition" = ?), 0)), ?)',
+                [(self.group_id, tp.topic, tp.partition, nxt, self.group_id, tp.topic, tp.partition, received_at)
+                 for tp, nxt in batch.next_offsets.items()])
+            con.commit()
+            con.unregister("landed_batch")
+            con.unregister("dead_batch")
+        self.stats.landed += landed.num_rows
+        self.stats.dead += dead.num_rows
+        self.stats.batches += 1
+        for topic in landed.column("topic").to_pylist():
+            self.stats.by_topic[topic] += 1
+        self._commit_kafka(batch.next_offsets)
+        return len(records)
+
+    def _commit_kafka(self, next_offsets: dict[TopicPartition, int]) -> None:
+        try:
+            self._consumer.commit({tp: OffsetAndMetadata(o, "", -1) for tp, o in next_offsets.items()
+                                   if tp in self._consumer.assignment()})
+        except Exception as exc:  # informational only: the warehouse holds the real offsets
+            log.debug("kafka offset commit failed (harmless): %s", exc)
+
+    # -- lag ----------------------------------------------------------------------------
+    def lag(self) -> dict[str, int] | None:
+        """Records not yet landed per topic, from the fetch high-water marks;
+        None while some partition has not reported one yet."""
+        consumer = self._consumer
+        per_topic: dict[str, int] = defaultdict(int)
+        for tp in consumer.assignment():
+            hw = consumer.highwater(tp)
+            if hw is None:
+                return None
+            per_topic[tp.topic] += max(0, hw - consumer.position(tp))
+        return dict(per_topic)
+
+    # -- main loop --------------------------------------------------------------------
+    def run(self, until_caught_up: bool = False, max_seconds: float | None = None,
+            progress: bool = True) -> IngestStats:
+        ensure_landing(self.settings.warehouse)
+        start = time.monotonic()
+        self._consumer = make_consumer(self.settings, self.group_id,
+                                       max_poll_records=min(self.batch_size, 10_000))
+        listener = _Listener(self)
+        self._consumer.subscribe(self.topics, listener=listener)
+        log.info("ingest: group %r, topics %s, bootstrap %s%s", self.group_id, ", ".join(self.topics),
+                 self.settings.bootstrap, " (until caught up)" if until_caught_up else " (following)")
+        last_report = time.monotonic()
+        try:
+            with Progress("ingest", unit="records", enabled=progress) as bar:
+                while True:
+                    polled = self._consumer.poll(timeout_ms=300, max_records=self.batch_size)
+                    got = 0
+                    for records in polled.values():
+                        self._pending.extend(records)
+                        got += len(records)
+                    if self._pending and (len(self._pending) >= self.batch_size or not got
+                                          or time.monotonic() - last_report > self.batch_ms / 1000):
+                        bar.advance(self._flush())
+                        last_report = time.monotonic()
+                    lag = self.lag() if self._consumer.assignment() else None
+                    if lag is not None:
+                        self.stats.lag = lag
+                        if bar.total is None or bar.done + sum(lag.values()) > bar.total:
+                            bar.set_total(bar.done + sum(lag.values()))
+                    if until_caught_up and not got and not self._pending and lag is not None \
+                            and sum(lag.values()) == 0 and self._all_partitions_assigned():
+                        break
+                    if max_seconds is not None and time.monotonic() - start > max_seconds:
+                        if until_caught_up:
+                            raise TimeoutError(f"ingest did not catch up within {max_seconds:.0f}s; lag {lag}")
+                        break
+                self._flush()
+        finally:
+            try:
+                self._consumer.close(autocommit=False)
+            except Exception:  # closing must not hide the real error
+                pass
+        self.stats.seconds = time.monotonic() - start
+        log.info("ingest done: %d landed, %d dead-lettered, %d batches in %.1fs; lag %s",
+                 self.stats.landed, self.stats.dead, self.stats.batches, self.stats.seconds, self.stats.lag)
+        return self.stats
+
+    def _all_partitions_assigned(self) -> bool:
+        """Caught up means every partition of every subscribed topic is ours."""
+        assignment = self._consumer.assignment()
+        for topic in self.topics:
+            parts = self._consumer.partitions_for_topic(topic)
+            if parts is None:
+                continue  # topic does not exist (yet): nothing to land from it
+            if any(TopicPartition(topic, p) not in assignment for p in parts):
+                return False
+        return True
+
+
+class _Listener(ConsumerRebalanceListener):
+    def __init__(self, ingester: Ingester) -> None:
+        self.ingester = ingester
+
+    def on_partitions_revoked(self, revoked: list[TopicPartition]) -> None:
+        self.ingester._on_revoked(list(revoked))
+
+    def on_partitions_assigned(self, assigned: list[TopicPartition]) -> None:
+        self.ingester._on_assigned(list(assigned))
+
+
+def _drop_landed(landed: pa.Table, dead: pa.Table, already: dict[TopicPartition, int]) -> tuple[pa.Table, pa.Table, int]:
+    """Remove the rows whose offset is below the partition's stored next offset."""
+    import pyarrow.compute as pc
+
+    def keep(table: pa.Table) -> pa.Table:
+        mask = pa.array([True] * table.num_rows, pa.bool_())
+        for tp, nxt in already.items():
+            same = pc.and_(pc.equal(table["topic"], tp.topic), pc.equal(table["partition"], tp.partition))
+            mask = pc.and_(mask, pc.invert(pc.and_(same, pc.less(table["offset"], nxt))))
+        return table.filter(mask)
+
+    kept_l, kept_d = keep(landed), keep(dead)
+    return kept_l, kept_d, landed.num_rows + dead.num_rows - kept_l.num_rows - kept_d.num_rows
