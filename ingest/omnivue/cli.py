@@ -57,7 +57,7 @@ def _setup_logging(verbose: bool, settings: Any | None = None) -> None:
             pass
     logging.basicConfig(level=level, format="%(asctime)s %(levelname)-7s %(name)s: %(message)s",
                         handlers=handlers, force=True)
-    for noisy in ("kafka", "urllib3", "filelock", "asyncio"):
+    for noisy in ("kafka", "urllib3", "filelock", "asyncio", "soda"):
         logging.getLogger(noisy).setLevel(logging.WARNING if not verbose else logging.INFO)
 
 
