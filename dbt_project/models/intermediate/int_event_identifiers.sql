@@ -1,52 +1,36 @@
 -- One row per (event, usable identifier): the identifiers of every staged
--- event of every topic, unpivoted, with blocklisted placeholder values removed.
+-- event of every topic, unpivoted, without NULLs, blocklisted placeholder
+-- values (var identity_blocklist) and hub values (int_identity_hubs).
 
 with
 
-events as (
+event_identifiers as (
 
-    {{ union_staged_events(['event_id', 'kafka_topic', 'channel', 'occurred_at'] + identifier_columns()) }}
-
-),
-
-unpivoted as (
-
-    {% for identifier in identifier_columns() %}
-    select
-        event_id,
-        kafka_topic,
-        channel,
-        occurred_at,
-        {{ dbt.string_literal(identifier) }} as identifier_type,
-        {{ identifier }} as identifier_value
-    from events
-    where {{ identifier }} is not null
-    {% if not loop.last %}
-    union all
-    {% endif %}
-    {%- endfor %}
+    {{ usable_event_identifiers() }}
 
 ),
 
-usable as (
+identity_hubs as (
 
-    select * from unpivoted
-    where not {{ is_blocklisted_identifier('identifier_type', 'identifier_value') }}
+    select node_key from {{ ref('int_identity_hubs') }}
 
 ),
 
 final as (
 
     select
-        event_id,
-        kafka_topic,
-        channel,
-        occurred_at,
-        identifier_type,
-        identifier_value,
-        {{ node_key('identifier_type', 'identifier_value') }} as node_key
+        event_identifiers.event_id,
+        event_identifiers.kafka_topic,
+        event_identifiers.channel,
+        event_identifiers.occurred_at,
+        event_identifiers.identifier_type,
+        event_identifiers.identifier_value,
+        event_identifiers.node_key
 
-    from usable
+    from event_identifiers
+    left join identity_hubs
+        on event_identifiers.node_key = identity_hubs.node_key
+    where identity_hubs.node_key is null
 
 )
 

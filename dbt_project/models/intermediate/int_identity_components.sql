@@ -10,7 +10,7 @@ with recursive
 
 nodes as (
 
-    select node_key from {{ ref('int_identity_nodes') }}
+    select * from {{ ref('int_identity_nodes') }}
 
 ),
 
@@ -58,16 +58,14 @@ final as (
 
     select
         nodes.node_key,
-        identity_nodes.identifier_type,
-        identity_nodes.identifier_value,
+        nodes.identifier_type,
+        nodes.identifier_value,
         components.component_key,
         {{ person_id_from_key('components.component_key') }} as person_id
 
     from nodes
     inner join components
         on nodes.node_key = components.node_key
-    inner join {{ ref('int_identity_nodes') }} as identity_nodes
-        on nodes.node_key = identity_nodes.node_key
 
 )
 

@@ -64,12 +64,12 @@ interaction_counts as (
     select
         person_id,
         {% for channel in interaction_channels -%}
-        sum(case when channel = '{{ channel }}' then 1 else 0 end) as {{ channel }}_interactions,
+        count(case when channel = '{{ channel }}' then 1 end) as {{ channel }}_interactions,
         {% endfor -%}
-        sum(case when event_type = 'mobile.purchase' then 1 else 0 end) as purchases,
+        count(case when event_type = 'mobile.purchase' then 1 end) as purchases,
         coalesce(sum(case when event_type = 'mobile.purchase' then amount end), 0) as revenue,
-        sum(case when is_marketing_send then 1 else 0 end) as marketing_sends,
-        sum(case when is_marketing_send and not consent_in_force then 1 else 0 end) as marketing_sends_without_consent
+        count(case when is_marketing_send then 1 end) as marketing_sends,
+        count(case when is_marketing_send and not consent_in_force then 1 end) as marketing_sends_without_consent
 
     from interactions
     group by person_id

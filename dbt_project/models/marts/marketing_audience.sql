@@ -1,7 +1,9 @@
--- Who may receive marketing now: one row per person x scope whose latest
--- marketing consent event in force at the evaluation instant (var
--- consent_as_of, default: build time) is a grant. The list campaign tools
--- activate: nobody without consent in force may be in it.
+-- Who may receive marketing now: one row per person x scope whose marketing
+-- consent in force at the evaluation instant (var consent_as_of, default:
+-- build time) is a grant that is also the latest event for that scope (a
+-- future-dated withdrawal, e.g. from clock skew, already excludes the
+-- person: conservative). The list campaign tools activate: nobody without
+-- consent in force may be in it.
 
 with
 
@@ -10,6 +12,7 @@ current_marketing_consent as (
     select * from {{ ref('int_consent_history') }}
     where purpose = 'marketing'
         and is_current
+        and is_latest
 
 ),
 

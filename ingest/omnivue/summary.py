@@ -1,0 +1,96 @@
+"""The readable end-of-run summary (``omnivue run`` and ``omnivue demo``)."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from .config import Settings
+from .warehouse import session, table_exists
+
+EXAMPLE_QUERY = ("select lifecycle_stage, count(*) as people, round(avg(n_channels), 2) as avg_channels "
+                 "from customer_360 group by 1 order by 2 desc")
+
+
+def collect(settings: Settings, run_id: str | None = None) -> dict[str, Any]:
+    """Key figures from the warehouse (read-only)."""
+    out: dict[str, Any] = {}
+    with session(settings.warehouse, read_only=True) as con:
+        def scalar(sql: str, params: list[Any] | None = None) -> Any:
+            return con.execute(sql, params or []).fetchone()[0]
+
+        if table_exists(con, "landed_events"):
+            out["records_landed"] = scalar("select count(*) from landed_events")
+            out["events"] = scalar("select count(distinct event_id) from landed_events")
+        if table_exists(con, "dead_letter"):
+            out["dead_letters"] = scalar("select count(*) from dead_letter")
+            out["dead_letter_reasons"] = dict(con.execute(
+                "select split_part(reason, ':', 1), count(*) from dead_letter group by 1 order by 2 desc").fetchall())
+        if table_exists(con, "customer_360"):
+            out["persons"] = scalar("select count(*) from customer_360")
+            out["lifecycle"] = dict(con.execute(
+                "select lifecycle_stage, count(*) from customer_360 group by 1 order by 2 desc").fetchall())
+        if table_exists(con, "consent_audit"):
+            out["marketing_sends"] = scalar("select count(*) from consent_audit")
+            out["consent_violations"] = scalar("select count(*) from consent_audit where not consent_ok")
+        if table_exists(con, "marketing_audience"):
+            out["audience"] = dict(con.execute(
+                "select scope, count(*) from marketing_audience group by 1 order by 1").fetchall())
+        if table_exists(con, "contract_results"):
+            rid = run_id or scalar("select run_id from contract_results order by checked_at desc limit 1")
+            out["contract_run"] = rid
+            out["contract_outcomes"] = dict(con.execute(
+                "select outcome, count(*) from contract_results where run_id = ? group by 1 order by 1", [rid]).fetchall())
+            out["contract_problems"] = [
+                {"contract": c, "check": k, "outcome": o, "value": v, "blocking": b} for c, k, o, v, b in con.execute(
+                    'select contract, "check", outcome, "value", blocking from contract_results '
+                    "where run_id = ? and outcome <> 'passed' order by blocking desc, contract", [rid]).fetchall()]
+    out["published"] = str(settings.published) if settings.published.exists() else None
+    return out
+
+
+def truth_check(settings: Settings, figures: dict[str, Any]) -> list[str]:
+    """Compare with the simulator's ground truth, when there is one."""
+    if not settings.truth_file.exists():
+        return []
+    truth = json.loads(settings.truth_file.read_text())
+    lines = []
+    for label, mine, theirs in (("persons", figures.get("persons"), truth.get("persons")),
+                                ("consent violations", figures.get("consent_violations"), len(truth.get("violations", []))),
+                                ("dead letters", figures.get("dead_letters"), len(truth.get("bad_records", [])))):
+        mark = "ok" if mine == theirs else "DIFFERS"
+        lines.append(f"  {label:<20} warehouse {mine}  truth {theirs}  {mark}")
+    return lines
+
+
+def render(settings: Settings, figures: dict[str, Any], ok: bool | None = None) -> str:
+    f = figures
+    lines = ["", "omnivue run summary", "==================="]
+    if ok is not None:
+        lines.append(f"run:                {'SUCCEEDED' if ok else 'FAILED'}")
+    lines.append(f"events landed:      {f.get('records_landed', 0)} records, {f.get('events', 0)} distinct events")
+    reasons = ", ".join(f"{k} {v}" for k, v in (f.get("dead_letter_reasons") or {}).items())
+    lines.append(f"dead letters:       {f.get('dead_letters', 0)}" + (f" ({reasons})" if reasons else ""))
+    lifecycle = ", ".join(f"{k} {v}" for k, v in (f.get("lifecycle") or {}).items())
+    lines.append(f"persons:            {f.get('persons', 0)}" + (f" ({lifecycle})" if lifecycle else ""))
+    lines.append(f"consent violations: {f.get('consent_violations', 0)} of {f.get('marketing_sends', 0)} marketing sends"
+                 " (reported in consent_audit, never hidden)")
+    audience = ", ".join(f"{k} {v}" for k, v in (f.get("audience") or {}).items())
+    lines.append(f"marketing audience: {audience or 'nobody'}")
+    outcomes = ", ".join(f"{k} {v}" for k, v in (f.get("contract_outcomes") or {}).items())
+    lines.append(f"contract checks:    {outcomes or 'not run'} (run {f.get('contract_run', '-')})")
+    for p in (f.get("contract_problems") or [])[:10]:
+        value = "" if p["value"] is None else f" = {p['value']:g}"
+        lines.append(f"  {'BLOCKING ' if p['blocking'] and p['outcome'] != 'warned' else ''}{p['outcome']}: "
+                     f"{p['contract']} / {p['check']}{value}")
+    truth = truth_check(settings, f)
+    if truth:
+        lines.append("ground truth (simulator):")
+        lines.extend(truth)
+    if f.get("published"):
+        lines.append(f"published snapshot: {f['published']} (open it read-only)")
+        lines.append("example query:")
+        lines.append(f"  duckdb -readonly {f['published']} \"{EXAMPLE_QUERY}\"")
+    else:
+        lines.append("published snapshot: none (nothing passed the blocking contracts yet)")
+    return "\n".join(lines)
