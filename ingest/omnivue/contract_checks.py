@@ -106,7 +106,8 @@ def contract_files(directory: Path | None = None) -> list[Path]:
 
 def _data_source_yaml(warehouse: Path) -> str:
     return (f"type: duckdb\nname: {DATA_SOURCE}\nconnection:\n  database: {json.dumps(str(warehouse))}\n"
-            "  read_only: true\n")
+            "  read_only: false\n")  # dbt (in process) keeps a read-write handle: same config
+
 
 
 def _outcome(raw: str) -> str:

@@ -28,7 +28,8 @@ def publish_snapshot(settings: Settings) -> Path:
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
     tmp.unlink(missing_ok=True)
-    with session(settings.warehouse, read_only=True) as con:
+    # read-write like dbt: in the Airflow process dbt keeps a handle with that configuration
+    with session(settings.warehouse) as con:
         con.execute(f"attach '{tmp}' as snap (read_only false)")
         copied = []
         for name in PUBLISHED_TABLES:
