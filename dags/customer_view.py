@@ -69,7 +69,10 @@ def customer_view() -> None:
         group_id="dbt",
         project_config=project_config,
         profile_config=profile_config,
+        # BUILD: one task per model running `dbt build` (the model, then its tests); tests that span
+        # several models (relationships) get their own task after all of their parents.
         render_config=RenderConfig(load_method=load_method, test_behavior=TestBehavior.BUILD,
+                                   should_detach_multiple_parents_tests=True,
                                    emit_datasets=False, enable_mock_profile=False),
         execution_config=ExecutionConfig(execution_mode=ExecutionMode.LOCAL,
                                          invocation_mode=InvocationMode.DBT_RUNNER,

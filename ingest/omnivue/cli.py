@@ -57,8 +57,10 @@ def _setup_logging(verbose: bool, settings: Any | None = None) -> None:
             pass
     logging.basicConfig(level=level, format="%(asctime)s %(levelname)-7s %(name)s: %(message)s",
                         handlers=handlers, force=True)
-    for noisy in ("kafka", "urllib3", "filelock", "asyncio", "soda"):
+    for noisy in ("urllib3", "filelock", "asyncio", "soda"):
         logging.getLogger(noisy).setLevel(logging.WARNING if not verbose else logging.INFO)
+    # kafka-python logs every reconnect attempt; omnivue reports what failed in its own words
+    logging.getLogger("kafka").setLevel(logging.CRITICAL if not verbose else logging.INFO)
 
 
 # --- commands ---------------------------------------------------------------------------
@@ -127,11 +129,15 @@ def cmd_ingest(args: argparse.Namespace) -> int:
 
 def cmd_run(args: argparse.Namespace) -> int:
     from .config import load_settings
+    from .kafka_io import wait_for_broker
     from .pipeline import run_pipeline
+    from .summary import collect, render
 
     settings = load_settings()
-    outcome = run_pipeline(settings)
+    wait_for_broker(settings, timeout_s=5)  # a clear one-line error instead of a failed ingest task
+    outcome = run_pipeline(settings, verbose=args.verbose)
     print(outcome.render())
+    print(render(settings, collect(settings), ok=outcome.ok))
     return 0 if outcome.ok else 1
 
 
@@ -155,10 +161,19 @@ def cmd_publish(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_query(args: argparse.Namespace) -> int:
+    from .config import load_settings
+    from .query import run_query
+
+    settings = load_settings()
+    print(run_query(settings, args.sql, warehouse=args.warehouse, limit=args.limit))
+    return 0
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     from .demo import run_demo
 
-    return run_demo(people=args.people, days=args.days, seed=args.seed)
+    return run_demo(people=args.people, days=args.days, seed=args.seed, verbose=args.verbose)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -218,6 +233,15 @@ def build_parser() -> argparse.ArgumentParser:
                         "replaced atomically.")
     pb.set_defaults(func=cmd_publish)
 
+    q = sub.add_parser("query", help="run SQL on the published snapshot (read-only)",
+                       description="Run one SQL statement on $OMNIVUE_HOME/published/customer_view.duckdb, "
+                       "opened read-only (safe while the pipeline runs), and print the result as a table.")
+    q.add_argument("sql", help="the SQL to run, e.g. \"select * from customer_360 limit 5\"")
+    q.add_argument("--warehouse", action="store_true", help="query the warehouse instead (data engineers; "
+                   "waits while the pipeline writes)")
+    q.add_argument("--limit", type=_positive, default=50, help="rows to print at most (default 50)")
+    q.set_defaults(func=cmd_query)
+
     d = sub.add_parser("demo", help="start the broker, simulate, run the pipeline, print a summary",
                        description="The whole flow on the embedded defaults: local broker, DuckDB files, "
                        "Airflow without a server.")
@@ -236,11 +260,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     _setup_logging(args.verbose, load_settings())
     func: Callable[[argparse.Namespace], int] = args.func
     from .kafka_io import BrokerUnavailable
+    from .query import QueryError
     from .warehouse import WarehouseBusy
 
     try:
         return func(args)
-    except (UserError, BrokerUnavailable, WarehouseBusy, TimeoutError) as exc:
+    except (UserError, BrokerUnavailable, WarehouseBusy, TimeoutError, QueryError) as exc:
         print(f"omnivue: error: {exc}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:

@@ -119,6 +119,10 @@ def wait_for_broker(settings: Settings, timeout_s: float = 30.0) -> None:
     """Block until the bootstrap servers answer a metadata request."""
     deadline = time.monotonic() + timeout_s
     last: Exception | None = None
+    while not any(port_open(*_host_port(s)) for s in settings.bootstrap_servers):
+        if time.monotonic() > deadline:
+            raise BrokerUnavailable(_unavailable(settings))
+        time.sleep(0.3)
     while time.monotonic() < deadline:
         try:
             admin = make_admin(settings)
@@ -128,4 +132,12 @@ def wait_for_broker(settings: Settings, timeout_s: float = 30.0) -> None:
         except (BrokerUnavailable, KafkaError, OSError) as exc:
             last = exc
             time.sleep(0.3)
-    raise BrokerUnavailable(f"{_unavailable(settings)} (waited {timeout_s:.0f}s: {last})")
+    raise BrokerUnavailable(f"{_unavailable(settings)} (waited {timeout_s:.0f}s; last error: {last})")
+
+
+def _host_port(server: str) -> tuple[str, int]:
+    host, _, port = server.rpartition(":")
+    try:
+        return host.strip("[]") or "127.0.0.1", int(port)
+    except ValueError:
+        return server, 9092

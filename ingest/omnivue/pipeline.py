@@ -14,8 +14,10 @@ import os
 import subprocess
 import sys
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Iterator
 
 from .config import Settings, dags_dir, dbt_project_dir
 
@@ -32,11 +34,17 @@ class RunOutcome:
     tasks: list[tuple[str, str, float | None]] = field(default_factory=list)
     seconds: float = 0.0
     summary: str = ""
+    log_file: Path | None = None
 
     def render(self) -> str:
         lines = [f"DAG {DAG_ID} run {self.run_id}: {self.state} in {self.seconds:.1f}s"]
         for task_id, state, dur in self.tasks:
             lines.append(f"  {task_id:<45} {state:<16} {'' if dur is None else f'{dur:.1f}s'}")
+        failed = [t for t, state, _ in self.tasks if state == "failed"]
+        if failed:
+            lines.append(f"failed: {', '.join(failed)}" + (f" (details in {self.log_file})" if self.log_file else ""))
+        elif self.log_file:
+            lines.append(f"Airflow log: {self.log_file}")
         if self.summary:
             lines.append(self.summary)
         return "\n".join(lines)
@@ -87,7 +95,31 @@ def ensure_manifest(settings: Settings) -> Path:
     return manifest
 
 
-def run_pipeline(settings: Settings) -> RunOutcome:
+@contextmanager
+def _output_to(path: Path, enabled: bool = True) -> Iterator[None]:
+    """Send this process's stdout/stderr (Airflow's task logs) to a file."""
+    if not enabled:
+        yield
+        return
+    path.parent.mkdir(parents=True, exist_ok=True)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    saved = os.dup(1), os.dup(2)
+    with open(path, "ab") as f:
+        os.dup2(f.fileno(), 1)
+        os.dup2(f.fileno(), 2)
+        try:
+            yield
+        finally:
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os.dup2(saved[0], 1)
+            os.dup2(saved[1], 2)
+            os.close(saved[0])
+            os.close(saved[1])
+
+
+def run_pipeline(settings: Settings, verbose: bool = False) -> RunOutcome:
     """One DAG run; never raises for a failed task (the outcome says so)."""
     os.environ.update(airflow_environment(settings))
     settings.airflow_home.mkdir(parents=True, exist_ok=True)
@@ -110,12 +142,14 @@ def run_pipeline(settings: Settings) -> RunOutcome:
         errors = "; ".join(f"{k}: {v}" for k, v in bag.import_errors.items())
         raise RuntimeError(f"the DAG files do not import: {errors}")
     dag = bag.dags[DAG_ID]
-    log.info("running DAG %s in process (%d tasks)", DAG_ID, len(dag.tasks))
-    dag_run = dag.test()
+    log_file = settings.logs_dir / f"airflow-{time.strftime('%Y%m%dT%H%M%S')}.log"
+    log.info("running DAG %s in process (%d tasks); Airflow's log: %s", DAG_ID, len(dag.tasks), log_file)
+    with _output_to(log_file, enabled=not verbose):
+        dag_run = dag.test()
     with create_session() as s:
         tis = sorted(dag_run.get_task_instances(session=s),
                      key=lambda ti: ti.start_date.timestamp() if ti.start_date else float("inf"))
         tasks = [(ti.task_id, str(ti.state), ti.duration) for ti in tis]
     state = str(dag_run.state)
     return RunOutcome(ok=state == "success", run_id=dag_run.run_id, state=state, tasks=tasks,
-                      seconds=time.monotonic() - start)
+                      seconds=time.monotonic() - start, log_file=None if verbose else log_file)

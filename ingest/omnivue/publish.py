@@ -41,7 +41,7 @@ def publish_snapshot(settings: Settings) -> Path:
             con.execute(
                 "create table snap.main.identity_map as select identifier_type, "
                 "sha256(? || ':' || identifier_type || ':' || identifier_value) as identifier_hash, "
-                "* exclude (identifier_type, identifier_value) from main.identity_map", [settings.pseudonym_key])
+                "* exclude (identifier_type, identifier_value, identifier_hash) from main.identity_map", [settings.pseudonym_key])
             copied.append("identity_map")
         if table_exists(con, "dead_letter"):
             con.execute("create table snap.main.dead_letter_summary as select split_part(reason, ':', 1) as reason_code, "

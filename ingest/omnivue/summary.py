@@ -90,7 +90,7 @@ def render(settings: Settings, figures: dict[str, Any], ok: bool | None = None) 
     if f.get("published"):
         lines.append(f"published snapshot: {f['published']} (open it read-only)")
         lines.append("example query:")
-        lines.append(f"  duckdb -readonly {f['published']} \"{EXAMPLE_QUERY}\"")
+        lines.append(f"  omnivue query \"{EXAMPLE_QUERY}\"")
     else:
         lines.append("published snapshot: none (nothing passed the blocking contracts yet)")
     return "\n".join(lines)

@@ -81,6 +81,11 @@ def connect(path: Path, read_only: bool = False, wait_s: float = 600.0) -> duckd
     while True:
         try:
             return duckdb.connect(str(path), read_only=read_only)
+        except duckdb.ConnectionException as exc:
+            if read_only and "different configuration" in str(exc):
+                # this process already holds the file read-write (dbt in an Airflow task): share that
+                return duckdb.connect(str(path))
+            raise
         except duckdb.IOException as exc:
             if not _is_lock_error(exc):
                 raise
