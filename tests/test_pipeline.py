@@ -1,0 +1,181 @@
+"""The whole flow on real parts: local broker, simulator, `omnivue run` (the
+Airflow DAG in process: ingest, dbt on DuckDB, Soda, publish).
+
+The warehouse must equal the simulator's ground truth exactly.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from kafka import KafkaConsumer
+
+from conftest import ROOT, run_cli
+from pipeline_helpers import partition, query, warehouse_identity, warehouse_violations
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def simulated_run(tmp_path_factory):
+    """Broker + `omnivue simulate` + `omnivue run`, once for the module."""
+    from conftest import free_port
+
+    home = tmp_path_factory.mktemp("e2e") / "home"
+    env = {"OMNIVUE_HOME": str(home), "OMNIVUE_KAFKA_BOOTSTRAP": f"127.0.0.1:{free_port()}"}
+    assert run_cli("broker", "start", env=env).returncode == 0
+    try:
+        sim = run_cli("simulate", "--people", "150", "--days", "20", "--seed", "2024", "-q", env=env)
+        assert sim.returncode == 0, sim.stderr
+        run = run_cli("run", env=env)
+        yield env, home, run
+    finally:
+        run_cli("broker", "stop", env=env)
+
+
+def test_run_succeeds_and_says_so(simulated_run):
+    _, home, run = simulated_run
+    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
+    assert "run:                SUCCEEDED" in run.stdout
+    assert "publish" in run.stdout and "success" in run.stdout
+
+
+def test_persons_equal_the_ground_truth(simulated_run):
+    _, home, _ = simulated_run
+    truth = json.loads((home / "truth.json").read_text())
+    mine = warehouse_identity(home / "warehouse.duckdb")
+    assert set(mine) == set(truth["identifiers"])
+    assert partition(mine) == partition(truth["identifiers"])
+    (persons,) = query(home / "warehouse.duckdb", "select count(*) from customer_360")[0]
+    assert persons == truth["persons"]
+
+
+def test_consent_violations_equal_the_ground_truth(simulated_run):
+    _, home, _ = simulated_run
+    truth = json.loads((home / "truth.json").read_text())
+    assert truth["violations"], "the simulator should plant violations"
+    assert warehouse_violations(home / "warehouse.duckdb") == set(truth["violations"])
+    (sends,) = query(home / "warehouse.duckdb", "select count(*) from consent_audit")[0]
+    assert sends == truth["marketing_sends"]
+
+
+def test_marketing_audience_equals_the_ground_truth(simulated_run):
+    _, home, _ = simulated_run
+    truth = json.loads((home / "truth.json").read_text())
+    wh = home / "warehouse.duckdb"
+    person_of = {}  # truth person -> warehouse person, through any identifier
+    mine = warehouse_identity(wh)
+    for identifier, truth_person in truth["identifiers"].items():
+        person_of[truth_person] = mine[identifier]
+    expected = {(person_of[p], s) for p, s in truth["audience"]}
+    assert set(query(wh, "select person_id, scope from marketing_audience")) == expected
+
+
+def test_dead_letters_equal_the_planted_bad_records(simulated_run):
+    _, home, _ = simulated_run
+    truth = json.loads((home / "truth.json").read_text())
+    rows = query(home / "warehouse.duckdb", "select raw, reason, topic from dead_letter")
+    assert sorted(r for r, _, _ in rows) == sorted(b["raw"] for b in truth["bad_records"])
+    assert all(reason and ":" in reason for _, reason, _ in rows)
+    landed = query(home / "warehouse.duckdb", "select count(*), count(distinct event_id) from landed_events")[0]
+    assert landed == (truth["valid_events"] + len(truth["duplicates"]), truth["valid_events"])
+
+
+def test_every_check_of_the_run_is_recorded(simulated_run):
+    _, home, _ = simulated_run
+    rows = query(home / "warehouse.duckdb",
+                 'select contract, "check", outcome, "value" from contract_results')
+    contracts = {c for c, _, _, _ in rows}
+    assert {"marketing_audience", "consent_audit", "customer_360", "landed_events", "dead_letter"} <= contracts
+    truth = json.loads((home / "truth.json").read_text())
+    violation_rows = [r for r in rows if r[0] == "consent_audit" and r[1] == "marketing sends that broke consent"]
+    assert violation_rows == [("consent_audit", "marketing sends that broke consent", "warned",
+                               float(len(truth["violations"])))]
+    assert not [r for r in rows if r[2] in ("failed", "error")]
+
+
+def test_published_snapshot_holds_the_marts_without_clear_identifiers(simulated_run):
+    _, home, _ = simulated_run
+    snap = home / "published" / "customer_view.duckdb"
+    assert snap.exists()
+    tables = {t for (t,) in query(snap, "show tables")}
+    assert {"customer_360", "fct_interactions", "consent_audit", "marketing_audience", "identity_map"} <= tables
+    truth = json.loads((home / "truth.json").read_text())
+    values = {k.split(":", 1)[1] for k in truth["identifiers"]}
+    for table in tables:
+        text = " ".join(str(v) for r in query(snap, f"select * from {table}") for v in r)
+        leaked = [v for v in values if v in text]
+        assert not leaked, f"{table} holds clear identifiers: {leaked[:3]}"
+
+
+def test_one_alert_per_violation_on_the_alerts_topic(simulated_run):
+    env, home, _ = simulated_run
+    truth = json.loads((home / "truth.json").read_text())
+    consumer = KafkaConsumer("alerts", bootstrap_servers=env["OMNIVUE_KAFKA_BOOTSTRAP"], group_id=None,
+                             auto_offset_reset="earliest", consumer_timeout_ms=5000, enable_auto_commit=False)
+    alerts = [json.loads(m.value) for m in consumer]
+    consumer.close()
+    assert sorted(a["evidence"]["event_id"] for a in alerts) == sorted(truth["violations"])
+    assert {a["type"] for a in alerts} == {"consent_violation"}
+    assert all(a["owner"] and a["time"] for a in alerts)
+
+
+def test_soda_blocks_an_audience_member_without_consent(simulated_run, tmp_path, monkeypatch):
+    """Corrupt a copy of the warehouse: a person whose consent was withdrawn is put in the audience."""
+    import shutil
+
+    from omnivue.config import load_settings
+    from omnivue.contract_checks import verify_all
+
+    _, home, _ = simulated_run
+    copy_home = tmp_path / "home"
+    copy_home.mkdir()
+    shutil.copy(home / "warehouse.duckdb", copy_home / "warehouse.duckdb")
+    monkeypatch.setenv("OMNIVUE_HOME", str(copy_home))
+    import duckdb
+
+    con = duckdb.connect(str(copy_home / "warehouse.duckdb"))
+    withdrawn = con.execute(
+        "select person_id, scope from int_consent_history where purpose = 'marketing' and is_latest "
+        "and status = 'withdrawn' limit 1").fetchone()
+    assert withdrawn, "the simulation should contain a withdrawal"
+    con.execute("insert into marketing_audience (person_id, scope, purpose, consent_event_id) "
+                "values (?, ?, 'marketing', 'forged')", list(withdrawn))
+    con.close()
+
+    report = verify_all(load_settings(), run_id="corrupted")
+    assert not report.ok
+    blocking = [(r.contract, r.check, r.value) for r in report.blocking_failures()]
+    assert blocking == [("marketing_audience", "nobody without consent in force", 1.0)]
+    rows = query(copy_home / "warehouse.duckdb",
+                 "select outcome from contract_results where run_id = 'corrupted' and contract = 'marketing_audience' "
+                 "and \"check\" = 'nobody without consent in force'")
+    assert rows == [("failed",)]
+
+
+def test_a_failing_run_keeps_the_previous_snapshot(simulated_run, tmp_path):
+    """A run whose marketing_audience would hold a withdrawn person fails; analysts keep the old snapshot."""
+    import shutil
+
+    env, home, _ = simulated_run
+    snap = home / "published" / "customer_view.duckdb"
+    before = (snap.stat().st_ino, snap.stat().st_mtime_ns, snap.read_bytes())
+    project = tmp_path / "project"
+    for part in ("dags", "dbt_project", "contracts"):
+        shutil.copytree(ROOT / part, project / part, ignore=shutil.ignore_patterns("target", "logs"))
+    model = project / "dbt_project" / "models" / "marts" / "marketing_audience.sql"
+    model.write_text(model.read_text() + """
+union all
+select person_id, scope, purpose, consent_event_id, valid_from as consent_granted_at
+from {{ ref('int_consent_history') }}
+where purpose = 'marketing' and is_latest and status = 'withdrawn'
+""")
+    failed = run_cli("run", env={**env, "OMNIVUE_PROJECT_DIR": str(project)})
+    assert failed.returncode == 1, failed.stdout[-2000:]
+    assert "run:                FAILED" in failed.stdout
+    failed_line = next(line for line in failed.stdout.splitlines() if line.startswith("failed: "))
+    assert "marketing_audience" in failed_line  # stopped by the consent check, not by something else
+    after = (snap.stat().st_ino, snap.stat().st_mtime_ns, snap.read_bytes())
+    assert after == before
