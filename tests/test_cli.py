@@ -1,0 +1,69 @@
+"""The command line: help everywhere, one readable line for bad input."""
+
+from __future__ import annotations
+
+import pytest
+
+from conftest import run_cli
+
+COMMANDS = ["broker", "simulate", "ingest", "run", "verify", "publish", "query", "demo"]
+
+
+@pytest.mark.parametrize("command", COMMANDS)
+def test_every_command_has_help(command):
+    proc = run_cli(command, "--help")
+    assert proc.returncode == 0
+    assert "usage: omnivue" in proc.stdout and len(proc.stdout.splitlines()) > 3
+
+
+@pytest.mark.parametrize("args, words", [
+    (["simulate", "--people", "many"], "--people"),
+    (["simulate", "--people", "0"], "at least 1"),
+    (["simulate"], "--people"),
+    (["broker", "restart"], "invalid choice"),
+    (["frobnicate"], "invalid choice"),
+    (["ingest", "--batch-size", "-5"], "--batch-size"),
+])
+def test_bad_arguments_give_one_readable_line(args, words):
+    proc = run_cli(*args)
+    assert proc.returncode == 2
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1, proc.stderr
+    assert lines[0].startswith("omnivue") and words in lines[0]
+    assert "Traceback" not in proc.stderr
+
+
+def test_query_before_anything_was_published(omnivue_env):
+    proc = run_cli("query", "select 1", env=omnivue_env)
+    assert proc.returncode == 1
+    assert proc.stderr.strip().splitlines()[-1].startswith("omnivue: error:")
+    assert "does not exist yet" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_broker_lifecycle(omnivue_env):
+    assert run_cli("broker", "status", env=omnivue_env).returncode == 3
+    started = run_cli("broker", "start", env=omnivue_env)
+    try:
+        assert started.returncode == 0, started.stderr
+        again = run_cli("broker", "start", env=omnivue_env)  # idempotent
+        assert again.returncode == 0
+        status = run_cli("broker", "status", env=omnivue_env)
+        assert status.returncode == 0
+        for topic in ("interactions.social[4]", "interactions.email[4]", "interactions.mobile[4]", "consent[4]",
+                      "identity[4]", "alerts[1]"):
+            assert topic in status.stdout
+    finally:
+        assert run_cli("broker", "stop", env=omnivue_env).returncode == 0
+    assert run_cli("broker", "status", env=omnivue_env).returncode == 3
+
+
+def test_broker_refuses_a_remote_address(omnivue_env):
+    proc = run_cli("broker", "start", env={**omnivue_env, "OMNIVUE_KAFKA_BOOTSTRAP": "kafka.internal:9092"})
+    assert proc.returncode == 1
+    assert "not a loopback address" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_run_without_a_broker_is_one_clear_error(omnivue_env):
+    proc = run_cli("run", env=omnivue_env)
+    assert proc.returncode == 1
+    assert "no Kafka broker answers" in proc.stderr and "Traceback" not in proc.stderr
