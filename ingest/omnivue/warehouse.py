@@ -51,6 +51,13 @@ create table if not exists dead_letter (
     received_at timestamptz not null,
     raw_bytes blob
 );
+create table if not exists social_sentiment (
+    event_id varchar primary key,
+    lang varchar,
+    score double not null,
+    label varchar not null,
+    scored_at timestamptz not null
+);
 create table if not exists ingest_offsets (
     consumer_group varchar not null,
     topic varchar not null,
