@@ -161,6 +161,29 @@ def cmd_publish(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_deadletter(args: argparse.Namespace) -> int:
+    from . import deadletters
+    from .config import load_settings
+
+    settings = load_settings()
+    if args.action == "list":
+        print(deadletters.render_summary(deadletters.summary(settings, limit=args.limit)))
+    elif args.action == "show":
+        if not args.place:
+            raise UserError("deadletter show needs TOPIC:PARTITION:OFFSET (see `omnivue deadletter list`)")
+        try:
+            row = deadletters.show(settings, *deadletters.parse_place(args.place))
+        except (ValueError, LookupError) as exc:
+            raise UserError(str(exc)) from None
+        for key in ("topic", "partition", "offset", "record_key", "received_at", "reason"):
+            print(f"{key + ':':<13}{row[key]}")
+        print(f"raw:\n{row['raw']}")
+    else:
+        result = deadletters.replay(settings, reason_code=args.reason, dry_run=args.dry_run)
+        print(result.render())
+    return 0
+
+
 def cmd_query(args: argparse.Namespace) -> int:
     from .config import load_settings
     from .query import run_query
@@ -232,6 +255,17 @@ def build_parser() -> argparse.ArgumentParser:
                         description="Copy the verified marts into $OMNIVUE_HOME/published/customer_view.duckdb, "
                         "replaced atomically.")
     pb.set_defaults(func=cmd_publish)
+
+    dl = sub.add_parser("deadletter", help="list, show or replay dead letters",
+                        description="list: dead letters grouped by reason and the most recent ones; "
+                        "show TOPIC:PARTITION:OFFSET: one whole; replay: re-validate against the current contracts "
+                        "and land what now passes (once).")
+    dl.add_argument("action", choices=["list", "show", "replay"], help="what to do")
+    dl.add_argument("place", nargs="?", help="with show: TOPIC:PARTITION:OFFSET")
+    dl.add_argument("--limit", type=_positive, default=20, help="with list: recent rows to print (default 20)")
+    dl.add_argument("--reason", help="with replay: only dead letters with this reason code (e.g. schema)")
+    dl.add_argument("--dry-run", action="store_true", help="with replay: count, change nothing")
+    dl.set_defaults(func=cmd_deadletter)
 
     q = sub.add_parser("query", help="run SQL on the published snapshot (read-only)",
                        description="Run one SQL statement on $OMNIVUE_HOME/published/customer_view.duckdb, "

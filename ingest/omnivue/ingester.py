@@ -79,7 +79,7 @@ def _ms_to_dt(ms: int | None) -> datetime | None:
     return None if ms is None or ms < 0 else datetime.fromtimestamp(ms / 1000, tz=timezone.utc)
 
 
-class _Batch:
+class Batch:
     """Columns of one batch, built record by record, written as Arrow."""
 
     def __init__(self) -> None:
@@ -90,32 +90,40 @@ class _Batch:
         self.count = 0
 
     def add(self, record: Any, received_at: datetime, stats_reasons: Counter) -> None:
+        """Add one Kafka ConsumerRecord."""
         tp = TopicPartition(record.topic, record.partition)
         self.first_offsets.setdefault(tp, record.offset)
         self.next_offsets[tp] = record.offset + 1
+        self.add_raw(record.topic, record.partition, record.offset, record.key, record.value, record.timestamp,
+                     received_at, stats_reasons)
+
+    def add_raw(self, topic: str, partition: int, offset: int, key: bytes | None, value: bytes | None,
+                timestamp_ms: int | None, received_at: datetime, stats_reasons: Counter) -> bool:
+        """Validate one record and add it to the landed or the dead-letter columns; True if landed."""
         self.count += 1
-        key = _decode(record.key)
+        key_text = _decode(key)
         try:
-            valid = validate_record(record.topic, record.value)
+            valid = validate_record(topic, value)
         except Rejected as rej:
             stats_reasons[rej.code] += 1
             d = self.dead
             d["reason"].append(rej.reason)
-            d["raw"].append(_decode(record.value))
-            d["topic"].append(record.topic)
-            d["partition"].append(record.partition)
-            d["offset"].append(record.offset)
-            d["record_key"].append(key)
+            d["raw"].append(_decode(value))
+            d["topic"].append(topic)
+            d["partition"].append(partition)
+            d["offset"].append(offset)
+            d["record_key"].append(key_text)
             d["received_at"].append(received_at)
-            d["raw_bytes"].append(record.value)
-            return
+            d["raw_bytes"].append(value)
+            return False
         ev = valid.event
+        ids = valid.identities
         c = self.landed
-        c["topic"].append(record.topic)
-        c["partition"].append(record.partition)
-        c["offset"].append(record.offset)
-        c["record_key"].append(key)
-        c["kafka_timestamp"].append(_ms_to_dt(record.timestamp))
+        c["topic"].append(topic)
+        c["partition"].append(partition)
+        c["offset"].append(offset)
+        c["record_key"].append(key_text)
+        c["kafka_timestamp"].append(_ms_to_dt(timestamp_ms))
         c["event_id"].append(ev["event_id"].lower())
         c["event_type"].append(ev["event_type"])
         c["channel"].append(ev["channel"])
@@ -123,10 +131,27 @@ class _Batch:
         c["source"].append(ev["source"])
         c["schema_version"].append(ev["schema_version"])
         for col in IDENTITY_COLUMNS:
-            c[col].append(valid.identities.get(col))
+            c[col].append(ids.get(col))
         c["properties"].append(json.dumps(ev["properties"], ensure_ascii=False, separators=(",", ":")))
-        c["raw"].append(record.value.decode("utf-8"))
+        c["raw"].append(value.decode("utf-8"))
         c["received_at"].append(received_at)
+        return True
+
+    def tables(self) -> tuple[pa.Table, pa.Table]:
+        return (pa.Table.from_pydict(self.landed, schema=LANDED_SCHEMA),
+                pa.Table.from_pydict(self.dead, schema=DEAD_SCHEMA))
+
+
+def insert_batch(con: Any, landed: pa.Table, dead: pa.Table) -> None:
+    """Append Arrow batches to landed_events and dead_letter (inside the caller's transaction)."""
+    con.register("landed_batch", landed)
+    con.register("dead_batch", dead)
+    try:
+        con.execute(f"insert into landed_events ({_LANDED_COLS}) select {_LANDED_COLS} from landed_batch")
+        con.execute(f"insert into dead_letter ({_DEAD_COLS}) select {_DEAD_COLS} from dead_batch")
+    finally:
+        con.unregister("landed_batch")
+        con.unregister("dead_batch")
 
 
 class Ingester:
@@ -175,11 +200,10 @@ class Ingester:
         if not records:
             return 0
         received_at = datetime.now(timezone.utc)
-        batch = _Batch()
+        batch = Batch()
         for record in records:
             batch.add(record, received_at, self.stats.reasons)
-        landed = pa.Table.from_pydict(batch.landed, schema=LANDED_SCHEMA)
-        dead = pa.Table.from_pydict(batch.dead, schema=DEAD_SCHEMA)
+        landed, dead = batch.tables()
         with session(self.settings.warehouse) as con:
             con.begin()
             stored = {(t, p): o for t, p, o in con.execute(
@@ -192,18 +216,13 @@ class Ingester:
                 landed, dead, skipped = _drop_landed(landed, dead, already)
                 self.stats.skipped += skipped
                 log.warning("skipped %d records already landed (re-delivered)", skipped)
-            con.register("landed_batch", landed)
-            con.register("dead_batch", dead)
-            con.execute(f"insert into landed_events ({_LANDED_COLS}) select {_LANDED_COLS} from landed_batch")
-            con.execute(f"insert into dead_letter ({_DEAD_COLS}) select {_DEAD_COLS} from dead_batch")
+            insert_batch(con, landed, dead)
             con.executemany(  # one row per partition in the batch, not per record
                 'insert or replace into ingest_offsets values (?, ?, ?, greatest(?, coalesce((select next_offset '
                 'from ingest_offsets where consumer_group = ? and topic = ? and "partition" = ?), 0)), ?)',
                 [(self.group_id, tp.topic, tp.partition, nxt, self.group_id, tp.topic, tp.partition, received_at)
                  for tp, nxt in batch.next_offsets.items()])
             con.commit()
-            con.unregister("landed_batch")
-            con.unregister("dead_batch")
         self.stats.landed += landed.num_rows
         self.stats.dead += dead.num_rows
         self.stats.batches += 1

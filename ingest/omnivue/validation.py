@@ -74,13 +74,16 @@ def _validators(directory: str) -> tuple[Callable[[Any], Any], dict[str, Callabl
     return envelope, by_type
 
 
+_CONTRACTS = str(contracts_dir())
+
+
 def schema_path(event_type: str) -> Path:
     return contracts_dir() / "events" / f"{event_type}.json"
 
 
 def validate_event(event: Any) -> ValidEvent:
     """Validate a decoded event (a dict) against the envelope and its type."""
-    envelope, by_type = _validators(str(contracts_dir()))
+    envelope, by_type = _validators(_CONTRACTS)
     if not isinstance(event, dict):
         raise Rejected("not_object", f"an event is a JSON object, got {type(event).__name__}")
     event_type, channel = event.get("event_type"), event.get("channel")
