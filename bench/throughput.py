@@ -1,0 +1,121 @@
+"""Throughput benchmark (part of ``make bench``): every figure is a ratio against a
+baseline measured in the same run, on the same broker and data.
+
+- producer: the simulator's publish vs a bare kafka-python producer loop
+  sending the same records;
+- ingest: ``omnivue ingest`` (validate + land exactly once in DuckDB) vs a
+  bare kafka-python consume loop over the same topics.
+
+Results are printed and written to docs/benchmarks.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from report import machine, table, write_section  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def bare_produce(settings, records) -> float:
+    from kafka import KafkaProducer
+
+    producer = KafkaProducer(bootstrap_servers=settings.bootstrap_servers, acks="all", linger_ms=20,
+                             batch_size=512 * 1024)
+    start = time.perf_counter()
+    for r in records:
+        producer.send(r.topic, key=r.key, value=r.value)
+    producer.flush()
+    elapsed = time.perf_counter() - start
+    producer.close()
+    return elapsed
+
+
+def bare_consume(settings, topics, expected: int) -> float:
+    """The baseline: a consumer group polling every record once, doing nothing with it."""
+    from omnivue.kafka_io import make_consumer
+
+    consumer = make_consumer(settings, f"bench-bare-{time.time_ns()}")
+    start = time.perf_counter()  # the group join counts, as it does for ingest
+    consumer.subscribe(topics)
+    n = 0
+    while n < expected:
+        polled = consumer.poll(timeout_ms=500, max_records=10_000)
+        n += sum(len(v) for v in polled.values())
+    elapsed = time.perf_counter() - start
+    consumer.close()
+    return elapsed
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--people", type=int, default=20_000, help="simulated people (default 20000)")
+    parser.add_argument("--no-write", action="store_true", help="do not update docs/benchmarks.md")
+    args = parser.parse_args()
+
+    home = Path(tempfile.mkdtemp(prefix="omnivue-bench-"))
+    os.environ["OMNIVUE_HOME"] = str(home)
+    os.environ["OMNIVUE_KAFKA_BOOTSTRAP"] = f"127.0.0.1:{_free_port()}"
+    from omnivue import broker
+    from omnivue.config import load_settings
+    from omnivue.envelope import INPUT_TOPICS
+    from omnivue.ingester import Ingester
+    from omnivue.simulator import Simulation, publish
+
+    settings = load_settings()
+    broker.start(settings)
+    try:
+        t = time.perf_counter()
+        result = Simulation(args.people, 30, seed=1).build()
+        build_s = time.perf_counter() - t
+        n = len(result.records)
+        t = time.perf_counter()
+        publish(settings, result, progress=False)
+        sim_publish_s = time.perf_counter() - t
+        # the same records again through a bare producer: the producer baseline
+        bare_produce_s = bare_produce(settings, result.records)
+        total = 2 * n  # every record is now on the topics twice
+
+        bare_s = bare_consume(settings, list(INPUT_TOPICS), total)
+        ingester = Ingester(settings, group_id="bench-ingest")
+        stats = ingester.run(until_caught_up=True, progress=False)
+        ingest_s = stats.seconds
+        assert stats.landed + stats.dead == total, (stats.landed, stats.dead, total)
+    finally:
+        broker.stop(settings)
+
+    rows = [
+        ("simulator: build events", f"{n / build_s:,.0f} records/s", ""),
+        ("producer baseline: bare kafka-python send loop", f"{n / bare_produce_s:,.0f} records/s", "1.00"),
+        ("simulator publish", f"{n / sim_publish_s:,.0f} records/s", f"{bare_produce_s / sim_publish_s:.2f}"),
+        ("consume baseline: bare kafka-python poll loop", f"{total / bare_s:,.0f} records/s", "1.00"),
+        ("omnivue ingest (validate + land, exactly once)", f"{total / ingest_s:,.0f} records/s",
+         f"{bare_s / ingest_s:.2f}"),
+    ]
+    header = (f"{machine()}, local Tansu broker; {args.people} people, {n} records "
+              f"({total} consumed; both consume figures include the group join)")
+    text = table(rows, ("measurement", "rate", "ratio to baseline"))
+    print(header)
+    print(text)
+    if not args.no_write:
+        write_section("throughput", "Producer and ingest throughput", header + "\n\n" + text)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
