@@ -85,3 +85,37 @@ def test_ingest_survives_sigkill_at_random_instants(broker):
     assert len({row[3] for row in landed}) == truth["valid_events"]
     assert Counter(raw for _, raw, _ in dead) == Counter(b["raw"] for b in truth["bad_records"])
     assert json.loads(final.stdout)["lag"] and sum(json.loads(final.stdout)["lag"].values()) == 0
+
+
+def test_ingest_waits_for_an_unreachable_broker_then_lands(omnivue_env):
+    """No broker at first: a clear log line and a retry, not a crash; then everything lands."""
+    from omnivue import broker as broker_mod
+    from omnivue.envelope import encode, make_event
+    from datetime import datetime, timezone
+    from kafka import KafkaProducer
+
+    settings = load_settings()
+    exe = str(Path(sys.executable).with_name("omnivue"))
+    proc = subprocess.Popen([exe, "ingest", "--until-caught-up", "--max-seconds", "120", "-q"], cwd=ROOT,
+                            env=os.environ.copy(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        time.sleep(14)
+        assert proc.poll() is None, proc.communicate()
+        broker_mod.start(settings)
+        producer = KafkaProducer(bootstrap_servers=settings.bootstrap_servers)
+        events = [make_event("email.opened", datetime.now(timezone.utc), "sendgrid", {"email": f"u{i}@example.com"})
+                  for i in range(20)]
+        for e in events:
+            producer.send("interactions.email", value=encode(e))
+        producer.flush()
+        producer.close()
+        out, err = proc.communicate(timeout=120)
+        assert proc.returncode == 0, err[-2000:]
+        assert "cannot reach Kafka" in err or "retrying" in err
+        assert "Traceback" not in err
+        landed, _ = _landed(settings)
+        assert {row[3] for row in landed} == {e["event_id"] for e in events}
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        broker_mod.stop(settings)

@@ -30,7 +30,7 @@ from kafka.structs import OffsetAndMetadata
 
 from .config import Settings
 from .envelope import INPUT_TOPICS
-from .kafka_io import make_consumer
+from .kafka_io import BrokerUnavailable, make_consumer
 from .progress import Progress
 from .validation import Rejected, validate_record
 from .warehouse import IDENTITY_COLUMNS, ensure_landing, session
@@ -167,6 +167,7 @@ class Ingester:
         self.stats = IngestStats()
         self._consumer: KafkaConsumer | None = None
         self._pending: list[Any] = []
+        self._truncation_reported: set[TopicPartition] = set()
 
     # -- offsets stored with the data -------------------------------------------------
     def _stored_offsets(self, tps: Iterable[TopicPartition]) -> dict[TopicPartition, int]:
@@ -256,13 +257,13 @@ class Ingester:
             progress: bool = True) -> IngestStats:
         ensure_landing(self.settings.warehouse)
         start = time.monotonic()
-        self._consumer = make_consumer(self.settings, self.group_id,
-                                       max_poll_records=min(self.batch_size, 10_000))
+        self._consumer = self._connect(start, max_seconds)
         listener = _Listener(self)
         self._consumer.subscribe(self.topics, listener=listener)
         log.info("ingest: group %r, topics %s, bootstrap %s%s", self.group_id, ", ".join(self.topics),
                  self.settings.bootstrap, " (until caught up)" if until_caught_up else " (following)")
-        last_report = time.monotonic()
+        last_report = last_data = last_lag_log = time.monotonic()
+        unreachable_since: float | None = None
         try:
             with Progress("ingest", unit="records", enabled=progress) as bar:
                 while True:
@@ -271,6 +272,16 @@ class Ingester:
                     for records in polled.values():
                         self._pending.extend(records)
                         got += len(records)
+                    now = time.monotonic()
+                    if got:
+                        last_data = now
+                        if unreachable_since is not None:
+                            log.warning("Kafka at %s is reachable again after %.0fs; resuming",
+                                        self.settings.bootstrap, now - unreachable_since)
+                            unreachable_since = None
+                    elif now - last_data > 10:
+                        unreachable_since = self._check_reachable(unreachable_since, now)
+                        last_data = now
                     if self._pending and (len(self._pending) >= self.batch_size or not got
                                           or time.monotonic() - last_report > self.batch_ms / 1000):
                         bar.advance(self._flush())
@@ -278,10 +289,17 @@ class Ingester:
                     lag = self.lag() if self._consumer.assignment() else None
                     if lag is not None:
                         self.stats.lag = lag
+                        if not until_caught_up and now - last_lag_log > 30:
+                            log.info("lag per topic: %s", ", ".join(f"{t}={n}" for t, n in sorted(lag.items())))
+                            last_lag_log = now
                         if bar.total is None or bar.done + sum(lag.values()) > bar.total:
                             bar.set_total(bar.done + sum(lag.values()))
                     if until_caught_up and not got and not self._pending and lag is not None \
                             and sum(lag.values()) == 0 and self._all_partitions_assigned():
+                        break
+                    if until_caught_up and not self._consumer.assignment() and now - start > 20 \
+                            and unreachable_since is None and self._no_topic_exists():
+                        log.warning("none of the topics %s exists: nothing to ingest", ", ".join(self.topics))
                         break
                     if max_seconds is not None and time.monotonic() - start > max_seconds:
                         if until_caught_up:
@@ -297,6 +315,44 @@ class Ingester:
         log.info("ingest done: %d landed, %d dead-lettered, %d batches in %.1fs; lag %s",
                  self.stats.landed, self.stats.dead, self.stats.batches, self.stats.seconds, self.stats.lag)
         return self.stats
+
+    def _connect(self, start: float, max_seconds: float | None) -> KafkaConsumer:
+        """A consumer; while the broker cannot be reached, say so and retry (bounded by max_seconds)."""
+        delay = 1.0
+        while True:
+            try:
+                return make_consumer(self.settings, self.group_id, max_poll_records=min(self.batch_size, 10_000))
+            except BrokerUnavailable as exc:
+                waited = time.monotonic() - start
+                if max_seconds is not None and waited + delay > max_seconds:
+                    raise
+                log.warning("%s; retrying in %.0fs", exc, delay)
+                time.sleep(delay)
+                delay = min(delay * 2, 30.0)
+
+    def _check_reachable(self, since: float | None, now: float) -> float | None:
+        """Quiet for a while: tell an idle topic from an unreachable broker (logged once per outage),
+        and a broker whose log restarted below what was landed (a memory-only broker restarted)."""
+        from .kafka_io import _host_port, port_open
+
+        if not any(port_open(*_host_port(s)) for s in self.settings.bootstrap_servers):
+            if since is None:
+                log.warning("cannot reach Kafka at %s (OMNIVUE_KAFKA_BOOTSTRAP); retrying until it is back",
+                            self.settings.bootstrap)
+                return now
+            return since
+        for tp in self._consumer.assignment():
+            hw = self._consumer.highwater(tp)
+            if hw is not None and hw < self._consumer.position(tp) and tp not in self._truncation_reported:
+                self._truncation_reported.add(tp)
+                log.error("%s[%d]: the broker's log ends at %d, below the next offset to land (%d): the topic "
+                          "was recreated (a memory-only broker restarted?). Records below %d will not be landed "
+                          "again; new records are landed from there.", tp.topic, tp.partition, hw,
+                          self._consumer.position(tp), self._consumer.position(tp))
+        return since
+
+    def _no_topic_exists(self) -> bool:
+        return all(self._consumer.partitions_for_topic(t) is None for t in self.topics)
 
     def _all_partitions_assigned(self) -> bool:
         """Caught up means every partition of every subscribed topic is ours."""

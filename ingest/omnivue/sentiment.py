@@ -127,12 +127,20 @@ FR_CONTRAST = frozenset({"mais", "cependant", "pourtant", "toutefois", "néanmoi
 
 _ELISION = re.compile(r"\b(j|l|d|n|c|qu|m|t|s|jusqu|lorsqu|puisqu)'", re.UNICODE)
 _EMOTICON = re.compile(r"(?:(?<=\s)|^)(?:[:;=8xX][-'^o]?[)(\]\[DPp/\\|*3oO]+|<3+|</3|\^\^|\^_\^|:'\()(?=\s|$|[.,!?])")
-_TOKEN = re.compile(r"__phr\d+__|[^\W\d_]+(?:-[^\W\d_]+)*|\d+", re.UNICODE)
+_TOKEN = re.compile(r"__phr\d+__|[^\W\d_]+(?:-[^\W\d_]+)*|\d+|[,.;:!?()]+", re.UNICODE)
+_BOUNDARY = "|"  # punctuation: negation and boosters do not reach across it
 
 
 def _fold(word: str) -> str:
     """Accent-insensitive key: 'déçue' -> 'decue'."""
     return "".join(c for c in unicodedata.normalize("NFKD", word) if not unicodedata.combining(c))
+
+
+# the rules' word lists, accent-folded like the tokens
+_F_BOOSTERS = {_fold(k): v for k, v in FR_BOOSTERS.items()}
+_F_NEGATORS = frozenset(_fold(w) for w in FR_NEGATORS)
+_F_CLOSERS = frozenset(_fold(w) for w in FR_NEG_CLOSERS)
+_F_CONTRAST = frozenset(_fold(w) for w in FR_CONTRAST)
 
 
 def _read_lexicon(path: Path, sep: str) -> dict[str, float]:
@@ -226,6 +234,20 @@ def _variants(w: str) -> Iterable[str]:
     yield from stems[1:]
 
 
+def _window(tokens: list[str], i: int, size: int = 3) -> list[str]:
+    """The up to ``size`` tokens before ``i``, not reaching back across punctuation."""
+    window = tokens[max(0, i - size):i]
+    while _BOUNDARY in window:
+        window = window[window.index(_BOUNDARY) + 1:]
+    return window
+
+
+def _has_valence(lex: _FrenchLexicon, token: str, extra: dict[str, float]) -> bool:
+    if token in extra:
+        return bool(extra[token])
+    return bool(_lookup(lex, token))
+
+
 def _tokens(text: str, lex: _FrenchLexicon) -> tuple[list[str], list[bool], dict[str, float]]:
     """Tokens (lower-cased), whether each was written in capitals, and the
     valences of the phrase placeholders substituted into the text."""
@@ -263,7 +285,7 @@ def _tokens(text: str, lex: _FrenchLexicon) -> tuple[list[str], list[bool], dict
                 return f" {key} "
             lowered = pattern.sub(sub, lowered)
     lowered = _ELISION.sub(lambda m: ("ne" if m.group(1) == "n" else m.group(1)) + " ", lowered)
-    tokens = _TOKEN.findall(lowered)
+    tokens = [_BOUNDARY if not (t[0].isalnum() or t.startswith("__")) else t for t in _TOKEN.findall(lowered)]
     caps_words = {w for w in _TOKEN.findall(caps_source) if len(w) > 1 and w.isupper()}
     caps = [_fold(t.lower()) in {_fold(c.lower()) for c in caps_words} if not t.startswith("__phr") else False
             for t in tokens]
@@ -275,19 +297,18 @@ def _score_fr(text: str) -> float:
     tokens, caps, extra = _tokens(text, lex)
     if not tokens and not extra:
         return 0.0
-    # accent-folded copies for the rules' word lists
-    folded_boosters = {_fold(k): v for k, v in FR_BOOSTERS.items()}
-    folded_negators = {_fold(w) for w in FR_NEGATORS}
-    folded_closers = {_fold(w) for w in FR_NEG_CLOSERS}
-    folded_contrast = {_fold(w) for w in FR_CONTRAST}
-    word_tokens = [t for t in tokens if not t.startswith("__phr")]
+    folded_boosters, folded_negators = _F_BOOSTERS, _F_NEGATORS
+    folded_closers, folded_contrast = _F_CLOSERS, _F_CONTRAST
+    word_tokens = [t for t in tokens if not t.startswith("__phr") and t != _BOUNDARY]
     is_cap_diff = 0 < sum(caps) < len(word_tokens)
     sentiments: list[float] = []
     for i, tok in enumerate(tokens):
         if tok in extra:
             valence: float | None = extra[tok]
-        elif tok in folded_boosters or tok in folded_negators or tok in ("ne", "plus"):
+        elif len(tok) < 2 or tok in folded_negators or tok in ("ne", "plus"):
             valence = None
+        elif tok in folded_boosters and i + 1 < len(tokens) and _has_valence(lex, tokens[i + 1], extra):
+            valence = None  # a booster of the next word ("super rapide"), not a word of its own ("Super !")
         else:
             valence = _lookup(lex, tok)
         if valence is None or valence == 0:
@@ -296,20 +317,22 @@ def _score_fr(text: str) -> float:
         if caps[i] and is_cap_diff:
             valence += C_INCR if valence > 0 else -C_INCR
         # boosters / dampeners in the 3 preceding tokens (VADER's decay)
+        window = _window(tokens, i)
         for dist, damp in ((1, 1.0), (2, 0.95), (3, 0.9)):
             j = i - dist
-            if j >= 0 and tokens[j] in folded_boosters:
+            if dist <= len(window) and tokens[j] in folded_boosters:
                 b = folded_boosters[tokens[j]]
                 valence += (b if valence > 0 else -b) * damp
         # negation: "pas content", "jamais satisfait", "sans souci" (a negator in the 3 tokens before),
         # "ne ... plus X" / "plus jamais X", and "ne marche pas" (ne before, the closer just after)
-        window = tokens[max(0, i - 3):i]
         negated = any(t in folded_negators for t in window)
         if not negated and "plus" in window:
             k = i - len(window) + (len(window) - 1 - window[::-1].index("plus"))
             negated = (k > 0 and tokens[k - 1] == "ne") or (k + 1 < len(tokens) and tokens[k + 1] == "jamais")
         if not negated and "ne" in window:
-            negated = any(t in folded_closers for t in tokens[i + 1:i + 3])
+            after = tokens[i + 1:i + 3]
+            after = after[:after.index(_BOUNDARY)] if _BOUNDARY in after else after
+            negated = any(t in folded_closers for t in after)
         if negated:
             valence *= N_SCALAR
         sentiments.append(valence)
