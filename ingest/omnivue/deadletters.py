@@ -126,7 +126,7 @@ def replay(settings: Settings, reason_code: str | None = None, dry_run: bool = F
             result.examined += 1
             value = bytes(raw_bytes) if raw_bytes is not None else (raw.encode("utf-8") if raw is not None else None)
             codes: Counter = Counter()
-            if batch.add_raw(topic, part, off, key.encode() if key else None, value, None, now, codes):
+            if batch.add_raw(topic, part, off, key.encode() if key else None, value, None, codes):
                 replayed.append((topic, part, off, reason))
             else:
                 result.still_failing.update(codes)
@@ -135,7 +135,7 @@ def replay(settings: Settings, reason_code: str | None = None, dry_run: bool = F
         if dry_run or not replayed:
             con.rollback()
             return result
-        insert_batch(con, landed, batch.tables()[1].slice(0, 0))
+        insert_batch(con, landed, batch.tables()[1].slice(0, 0), now)
         con.executemany('insert into dead_letter_replays select ?, ?, ?, ?, ?, ?',
                         [(t, p, o, eid, reason, now) for (t, p, o, reason), eid
                          in zip(replayed, landed.column("event_id").to_pylist())])

@@ -120,12 +120,12 @@ class WebhookServer(ThreadingHTTPServer):
                     raise _Unavailable(f"kafka_unavailable: {exc}") from None
             return self._producer
 
-    def _drop_producer(self) -> None:
+    def _drop_producer(self, timeout_s: float = 0) -> None:
         with self._producer_lock:
             producer, self._producer = self._producer, None
         if producer is not None:
             try:
-                producer.close(timeout=0)
+                producer.close(timeout=timeout_s)
             except Exception:  # closing a broken producer must not fail the answer
                 log.debug("closing the webhook producer failed", exc_info=True)
 
@@ -144,7 +144,9 @@ class WebhookServer(ThreadingHTTPServer):
                 future.get(timeout=0)
         except _Unavailable:
             raise
-        except (KafkaError, OSError) as exc:
+        except Exception as exc:  # KafkaError, a timeout, a producer closed under us: all mean "retry later"
+            if not isinstance(exc, (KafkaError, OSError)):
+                log.warning("publishing failed", exc_info=True)
             self._drop_producer()
             raise _Unavailable(f"kafka_unavailable: publishing failed: {type(exc).__name__}: {exc}") from None
 
@@ -173,13 +175,14 @@ class WebhookServer(ThreadingHTTPServer):
 
     def server_close(self) -> None:
         super().server_close()
-        self._drop_producer()
+        self._drop_producer(timeout_s=2)  # every answered request was flushed: nothing is pending
 
 
 class WebhookHandler(BaseHTTPRequestHandler):
     server: WebhookServer
     server_version = "omnivue-webhook"
     protocol_version = "HTTP/1.1"
+    timeout = 30  # seconds a client may stall while sending; a stalled request is dropped, not answered
 
     # -- plumbing -----------------------------------------------------------------------------------
     def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - the stdlib's name
@@ -237,11 +240,18 @@ class WebhookHandler(BaseHTTPRequestHandler):
             status = 503
             self.close_connection = True
             self._error(503, str(exc), request_id=request_id)
+        except (TimeoutError, ConnectionError) as exc:  # the client stalled or went away: nothing to answer
+            status = 408
+            self.close_connection = True
+            log.warning("webhook %s: client connection lost while reading the request: %s", provider, exc)
         except Exception as exc:  # a bug, not bad input: say so, keep serving
             log.exception("webhook %s: internal error", provider)
             status = 500
             self.close_connection = True
-            self._error(500, f"internal: {type(exc).__name__}: {exc}", request_id=request_id)
+            try:
+                self._error(500, f"internal: {type(exc).__name__}: {exc}", request_id=request_id)
+            except OSError:
+                pass
         finally:
             log.info("webhook %s %s -> %d accepted=%d skipped=%d rejected=%d events=%d (%.0f ms)", provider,
                      request_id[:8], status, counts["accepted"], counts["skipped"], counts["rejected"],
@@ -252,8 +262,8 @@ class WebhookHandler(BaseHTTPRequestHandler):
         rejected_whole = {"accepted": 0, "skipped": 0, "rejected": 1, "events": 0}
 
         body, too_large = self._read_body()
-        if body is None:
-            return 411, rejected_whole
+        if body is None:  # answered already (no or bad Content-Length)
+            return too_large or 400, rejected_whole
         if too_large is not None:
             reason = (f"too_large: body is {too_large} bytes, the limit is {server.max_body_bytes} "
                       f"(first {len(body)} bytes kept)")
@@ -295,13 +305,13 @@ class WebhookHandler(BaseHTTPRequestHandler):
         return 200, counts
 
     def _read_body(self) -> tuple[bytes | None, int | None]:
-        """(body, None), or (kept prefix, full size) when too large, or (None, None) after answering 411."""
+        """(body, None), or (kept prefix, full size) when too large, or (None, status) after answering."""
         limit = self.server.max_body_bytes
         length_header = self.headers.get("Content-Length")
         if self.headers.get("Transfer-Encoding") or length_header is None:
             self.close_connection = True
             self._error(411, "length_required: send the body with a Content-Length header")
-            return None, None
+            return None, 411
         try:
             length = int(length_header)
             if length < 0:
@@ -309,7 +319,7 @@ class WebhookHandler(BaseHTTPRequestHandler):
         except ValueError:
             self.close_connection = True
             self._error(400, f"bad_request: Content-Length {length_header!r} is not a size")
-            return None, None
+            return None, 400
         if length > limit:
             keep = self.rfile.read(min(length, TOO_LARGE_KEEP_BYTES))
             remaining = length - len(keep)
