@@ -195,6 +195,7 @@ def test_broker_going_away_answers_503_then_recovers(broker, server):
     body = sample_bytes("x_api_v2_tweets.json")
     assert request(server, "/webhooks/x", body)[0] == 200
     broker_mod.stop(settings)
+    server.publish_timeout_s = 2  # how long a flush may take before the answer is 503
     started = time.monotonic()
     got, answer = request(server, "/webhooks/x", body)
     assert (got, answer["error"]) == (503, "kafka_unavailable"), answer

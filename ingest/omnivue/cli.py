@@ -267,6 +267,13 @@ def build_parser() -> argparse.ArgumentParser:
     dl.add_argument("--dry-run", action="store_true", help="with replay: count, change nothing")
     dl.set_defaults(func=cmd_deadletter)
 
+    from . import webhook  # light import: adapters, Kafka and DuckDB load on first use
+
+    webhook.add_arguments(sub.add_parser(
+        "webhook", help="receive provider webhooks (SendGrid, X, Segment, ...) and publish canonical events",
+        description="HTTP receiver on localhost: POST /webhooks/<provider>; valid items are published to Kafka "
+        "as canonical events, bad payloads get a 4xx with a reason and are dead-lettered."))
+
     q = sub.add_parser("query", help="run SQL on the published snapshot (read-only)",
                        description="Run one SQL statement on $OMNIVUE_HOME/published/customer_view.duckdb, "
                        "opened read-only (safe while the pipeline runs), and print the result as a table.")

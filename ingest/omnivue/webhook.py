@@ -35,7 +35,6 @@ import time
 import uuid
 import zlib
 from datetime import datetime, timezone
-from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
