@@ -6,7 +6,7 @@ import pytest
 
 from conftest import run_cli
 
-COMMANDS = ["broker", "simulate", "ingest", "run", "verify", "publish", "query", "demo"]
+COMMANDS = ["broker", "simulate", "ingest", "run", "verify", "publish", "query", "demo", "deadletter", "webhook"]
 
 
 @pytest.mark.parametrize("command", COMMANDS)
