@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import time
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
@@ -28,6 +29,7 @@ import pyarrow as pa
 from kafka import ConsumerRebalanceListener, KafkaConsumer, TopicPartition
 from kafka.structs import OffsetAndMetadata
 
+from . import fast_validation
 from .config import Settings
 from .envelope import INPUT_TOPICS
 from .kafka_io import BrokerUnavailable, make_consumer
@@ -85,6 +87,13 @@ class IngestStats:
 
 def _decode(value: bytes | None) -> str | None:
     return None if value is None else value.decode("utf-8", errors="backslashreplace")
+
+
+def _utf8_or_none(value: bytes | None) -> str | None:
+    try:
+        return None if value is None else value.decode("utf-8")
+    except UnicodeDecodeError:
+        return None  # the slow path says why
 
 
 class Batch:
@@ -165,11 +174,13 @@ class Ingester:
     """Consume the input topics into the warehouse, exactly once."""
 
     def __init__(self, settings: Settings, group_id: str | None = None, batch_size: int = 20_000,
-                 batch_ms: int = 1000, topics: Iterable[str] = INPUT_TOPICS) -> None:
+                 batch_ms: int = 1000, topics: Iterable[str] = INPUT_TOPICS, fast_path: bool | None = None) -> None:
         self.settings = settings
         self.group_id = group_id or settings.consumer_group
         self.batch_size = batch_size
         self.batch_ms = batch_ms
+        # the vectorised fast path (fast_validation.py); OMNIVUE_INGEST_FAST_PATH=0 validates all in Python
+        self.fast_path = fast_path if fast_path is not None else os.environ.get("OMNIVUE_INGEST_FAST_PATH", "1") != "0"
         self.topics = list(topics)
         self.stats = IngestStats()
         self._consumer: KafkaConsumer | None = None
@@ -208,36 +219,74 @@ class Ingester:
         if not records:
             return 0
         received_at = datetime.now(timezone.utc)
-        batch = Batch()
-        for record in records:
-            batch.add(record, self.stats.reasons)
-        landed, dead = batch.tables()
+        first: dict[tuple[str, int], int] = {}
+        nxt: dict[tuple[str, int], int] = {}
+        for r in records:  # a partition's records arrive in offset order
+            key = (r.topic, r.partition)
+            if key not in first:
+                first[key] = r.offset
+            nxt[key] = r.offset + 1
         with session(self.settings.warehouse) as con:
             con.begin()
             stored = {(t, p): o for t, p, o in con.execute(
                 'select topic, "partition", next_offset from ingest_offsets where consumer_group = ?',
                 [self.group_id]).fetchall()}
-            already = {tp: stored[(tp.topic, tp.partition)] for tp in batch.first_offsets
-                       if stored.get((tp.topic, tp.partition), -1) > batch.first_offsets[tp]}
+            already = {k: stored[k] for k in first if stored.get(k, -1) > first[k]}
             if already:
                 # Part of this batch was landed by an earlier run or another member of the group.
-                landed, dead, skipped = _drop_landed(landed, dead, already)
-                self.stats.skipped += skipped
-                log.warning("skipped %d records already landed (re-delivered)", skipped)
-            insert_batch(con, landed, dead, received_at)
+                kept = [r for r in records if r.offset >= already.get((r.topic, r.partition), -1)]
+                self.stats.skipped += len(records) - len(kept)
+                log.warning("skipped %d records already landed (re-delivered)", len(records) - len(kept))
+                records = kept
+            land = self._land_fast if self.fast_path else self._land_python
+            landed_by_topic, dead_n = land(con, records, received_at) if records else (Counter(), 0)
             con.executemany(  # one row per partition in the batch, not per record
                 'insert or replace into ingest_offsets values (?, ?, ?, greatest(?, coalesce((select next_offset '
                 'from ingest_offsets where consumer_group = ? and topic = ? and "partition" = ?), 0)), ?)',
-                [(self.group_id, tp.topic, tp.partition, nxt, self.group_id, tp.topic, tp.partition, received_at)
-                 for tp, nxt in batch.next_offsets.items()])
+                [(self.group_id, t, p, o, self.group_id, t, p, received_at) for (t, p), o in nxt.items()])
             con.commit()
-        self.stats.landed += landed.num_rows
-        self.stats.dead += dead.num_rows
+        self.stats.landed += sum(landed_by_topic.values())
+        self.stats.dead += dead_n
         self.stats.batches += 1
-        for topic in landed.column("topic").to_pylist():
-            self.stats.by_topic[topic] += 1
-        self._commit_kafka(batch.next_offsets)
+        self.stats.by_topic.update(landed_by_topic)
+        self._commit_kafka({TopicPartition(t, p): o for (t, p), o in nxt.items()})
         return len(records)
+
+    def _land_python(self, con: Any, records: list[Any], received_at: datetime) -> tuple[Counter, int]:
+        """Every record through the Python validator."""
+        batch = Batch()
+        for r in records:
+            batch.add_raw(r.topic, r.partition, r.offset, r.key, r.value, r.timestamp, self.stats.reasons)
+        landed, dead = batch.tables()
+        insert_batch(con, landed, dead, received_at)
+        return Counter(landed.column("topic").to_pylist()), dead.num_rows
+
+    def _land_fast(self, con: Any, records: list[Any], received_at: datetime) -> tuple[Counter, int]:
+        """The batch through the vectorised fast path; what it does not accept through Python."""
+        raw = pa.table({
+            "idx": pa.array(range(len(records)), pa.int64()),
+            "topic": pa.array([r.topic for r in records], pa.string()),
+            "partition": pa.array([r.partition for r in records], pa.int32()),
+            "offset": pa.array([r.offset for r in records], pa.int64()),
+            "record_key": pa.array([_decode(r.key) for r in records], pa.string()),
+            "kafka_timestamp_ms": pa.array([r.timestamp for r in records], pa.int64()),
+            "raw": pa.array([_utf8_or_none(r.value) for r in records], pa.string()),
+        }, schema=fast_validation.RAW_SCHEMA)
+        try:
+            slow = fast_validation.classify(con, raw)
+            fast_validation.land_accepted(con, received_at)
+            by_topic = Counter(dict(con.execute("select topic, count(*) from fast_checked where ok group by 1")
+                                    .fetchall()))
+        finally:
+            fast_validation.cleanup(con)
+        batch = Batch()
+        for i in slow:
+            r = records[i]
+            batch.add_raw(r.topic, r.partition, r.offset, r.key, r.value, r.timestamp, self.stats.reasons)
+        landed, dead = batch.tables()
+        insert_batch(con, landed, dead, received_at)
+        by_topic.update(landed.column("topic").to_pylist())
+        return by_topic, dead.num_rows
 
     def _commit_kafka(self, next_offsets: dict[TopicPartition, int]) -> None:
         try:
@@ -382,18 +431,3 @@ class _Listener(ConsumerRebalanceListener):
 
     def on_partitions_assigned(self, assigned: list[TopicPartition]) -> None:
         self.ingester._on_assigned(list(assigned))
-
-
-def _drop_landed(landed: pa.Table, dead: pa.Table, already: dict[TopicPartition, int]) -> tuple[pa.Table, pa.Table, int]:
-    """Remove the rows whose offset is below the partition's stored next offset."""
-    import pyarrow.compute as pc
-
-    def keep(table: pa.Table) -> pa.Table:
-        mask = pa.array([True] * table.num_rows, pa.bool_())
-        for tp, nxt in already.items():
-            same = pc.and_(pc.equal(table["topic"], tp.topic), pc.equal(table["partition"], tp.partition))
-            mask = pc.and_(mask, pc.invert(pc.and_(same, pc.less(table["offset"], nxt))))
-        return table.filter(mask)
-
-    kept_l, kept_d = keep(landed), keep(dead)
-    return kept_l, kept_d, landed.num_rows + dead.num_rows - kept_l.num_rows - kept_d.num_rows

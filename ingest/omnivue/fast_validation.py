@@ -1,0 +1,188 @@
+"""The fast path of ingest: the event contract compiled to one DuckDB query.
+
+Validating in Python costs ~15 µs a record; a bare consume loop spends
+~10 µs a record in kafka-python. To keep ingest close to the consume rate,
+each batch is first checked by a single vectorised SQL statement (DuckDB's
+JSON reader, in C++) that implements the contracts of contracts/events/ and
+the identifier normalisation of identifiers.py for the common, plain cases.
+
+The fast path is deliberately conservative: it only ACCEPTS a record when
+every rule holds in its simplest form (ASCII identifiers, canonical
+timestamps, no duplicate keys, no JSON leniency). Anything else — a real
+contract violation or merely an unusual spelling — goes to the Python
+validator (validation.py), which has the final word and writes the exact
+reason. So the fast path may send a valid record down the slow path, but it
+never lands a record that Python would reject; tests/test_fast_validation.py
+checks that on valid, malformed and mutated records.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pyarrow as pa
+
+from .envelope import ALL_EVENT_TYPES, CONSENT_PURPOSES, CONSENT_SCOPES, TOPIC_BY_CHANNEL
+from .identifiers import normalize_identifier
+from .validation import MAX_RECORD_BYTES
+
+RAW_SCHEMA = pa.schema([("idx", pa.int64()), ("topic", pa.string()), ("partition", pa.int32()),
+                        ("offset", pa.int64()), ("record_key", pa.string()), ("kafka_timestamp_ms", pa.int64()),
+                        ("raw", pa.string())])
+
+_ID_TYPES = ("customer_id", "email", "phone", "device_id", "anonymous_id", "social_handle")
+
+
+def _list(values: Any) -> str:
+    return "[" + ", ".join("'" + v.replace("'", "''") + "'" for v in values) + "]"
+
+
+_UUID = "[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}"
+# canonical RFC 3339 only: upper-case T and Z, at most microseconds, plausible ranges
+_TIME = (r"(19|2[0-9])[0-9]{2}-(0[1-9]|1[0-2])-(0[1-9]|[12][0-9]|3[01])T([01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9]"
+         r"(\.[0-9]{1,6})?(Z|[+-]([01][0-9]|2[0-3]):[0-5][0-9])")
+_PLAIN_ID = "[!-~]{1,200}"  # printable ASCII, no space: strip() changes nothing
+_EMAIL = "[A-Za-z0-9._%+!#$&*/=?^`{|}~-]{1,64}@[A-Za-z0-9-]{1,63}(\\.[A-Za-z0-9-]{1,63})+"
+_HANDLE = "[A-Za-z][A-Za-z0-9_.-]{0,30}:@?[A-Za-z0-9_.-]{1,100}"
+_PHONE = "[0-9 +().-]{3,40}"
+_TOPIC_OF = "case channel " + " ".join(f"when '{c}' then '{t}'" for c, t in TOPIC_BY_CHANNEL.items()) + " end"
+
+# Step 1, materialised on its own: doc is NULL unless the record is strict JSON, so that no JSON
+# function in step 2 ever sees malformed text (DuckDB may evaluate an expression for rows that a
+# CASE or an AND would skip, and JSON functions raise on malformed input).
+DOCS_SQL = f"""
+select idx, topic, "partition", "offset", record_key, kafka_timestamp_ms, raw,
+       case when strlen(raw) <= {MAX_RECORD_BYTES} and json_valid(raw)
+                 and not regexp_matches(raw, ',\\s*[\\]}}]')   -- Python's json rejects trailing commas
+            then raw end as doc
+from raw_batch
+"""
+
+FAST_SQL = f"""
+with objects as (
+    select *, case when json_type(doc) = 'OBJECT' then doc end as obj from fast_docs
+),
+fields as (
+    select *,
+           json_keys(obj) as top_keys,
+           json_extract(obj, ['$.event_id', '$.event_type', '$.channel', '$.occurred_at', '$.source',
+                              '$.schema_version', '$.identities', '$.properties']) as f
+    from objects
+),
+typed as (
+    select *,
+           case when json_type(f[1]) = 'VARCHAR' then f[1] ->> '$' end as event_id,
+           case when json_type(f[2]) = 'VARCHAR' then f[2] ->> '$' end as event_type,
+           case when json_type(f[3]) = 'VARCHAR' then f[3] ->> '$' end as channel,
+           case when json_type(f[4]) = 'VARCHAR' then f[4] ->> '$' end as occurred_text,
+           case when json_type(f[5]) = 'VARCHAR' then f[5] ->> '$' end as source,
+           case when json_type(f[6]) in ('UBIGINT', 'BIGINT') then try_cast(f[6] ->> '$' as bigint) end as version,
+           json_type(f[8]) = 'OBJECT' as props_object,
+           case when json_type(f[7]) = 'OBJECT' then f[7] end as id_obj,
+           case when json_type(f[8]) = 'OBJECT' then f[8] end as props_obj
+    from fields
+),
+typed2 as (
+    select *,
+           json_keys(id_obj) as id_keys,
+           json_extract(id_obj, {_list('$.' + k for k in _ID_TYPES)}) as ids,
+           json_keys(props_obj) as prop_keys,
+           json_extract(props_obj, ['$.purpose', '$.scope']) as consent
+    from typed
+),
+identities as (
+    select *,
+           {', '.join(f"case when ids[{i + 1}] is null then null when json_type(ids[{i + 1}]) = 'VARCHAR' "
+                      f"then ids[{i + 1}] ->> '$' else 'not a string' end as id_{k}" for i, k in enumerate(_ID_TYPES))}
+    from typed2
+),
+checked as (
+    select i.*, pm.e164,
+           coalesce(
+               top_keys is not null and len(top_keys) = len(list_distinct(top_keys))
+               and event_id is not null and regexp_full_match(event_id, '{_UUID}')
+               and event_type in {tuple(ALL_EVENT_TYPES)!r}
+               and channel is not null and channel = split_part(event_type, '.', 1)
+               and topic = {_TOPIC_OF}
+               and occurred_text is not null and regexp_full_match(occurred_text, '{_TIME}')
+               and try_cast(occurred_text as timestamptz) is not null
+               and source is not null and length(source) >= 1
+               and version = 1
+               and id_keys is not null and len(id_keys) >= 1 and len(id_keys) = len(list_distinct(id_keys))
+               and list_has_all({_list(_ID_TYPES)}, id_keys)
+               and (id_customer_id is null or regexp_full_match(id_customer_id, '{_PLAIN_ID}'))
+               and (id_device_id is null or regexp_full_match(id_device_id, '{_PLAIN_ID}'))
+               and (id_anonymous_id is null or regexp_full_match(id_anonymous_id, '{_PLAIN_ID}'))
+               and (id_email is null or regexp_full_match(id_email, '{_EMAIL}'))
+               and (id_social_handle is null or regexp_full_match(id_social_handle, '{_HANDLE}'))
+               and (id_phone is null or (regexp_full_match(id_phone, '{_PHONE}') and pm.e164 is not null))
+               and props_object
+               and (channel <> 'consent' or (
+                   len(prop_keys) = len(list_distinct(prop_keys))
+                   and json_type(consent[1]) = 'VARCHAR' and (consent[1] ->> '$') in {tuple(CONSENT_PURPOSES)!r}
+                   and json_type(consent[2]) = 'VARCHAR' and (consent[2] ->> '$') in {tuple(CONSENT_SCOPES)!r})),
+               false) as ok
+    from identities as i
+    left join phone_map as pm on pm.raw_phone = i.id_phone
+)
+select idx, topic, "partition", "offset", record_key, kafka_timestamp_ms, raw, ok,
+       event_id, event_type, channel, occurred_text, source, id_customer_id, id_email, e164, id_device_id,
+       id_anonymous_id, id_social_handle, f[8] as properties
+from checked
+"""
+
+LANDED_FROM_FAST = """
+insert into landed_events (topic, "partition", "offset", record_key, kafka_timestamp, event_id, event_type, channel,
+    occurred_at, source, schema_version, customer_id, email, phone, device_id, anonymous_id, social_handle,
+    properties, raw, received_at)
+select topic, "partition", "offset", record_key,
+       case when kafka_timestamp_ms >= 0 then make_timestamp(kafka_timestamp_ms * 1000)::timestamptz end,
+       lower(event_id), event_type, channel, cast(occurred_text as timestamptz), source, 1,
+       id_customer_id, lower(id_email), e164, id_device_id, id_anonymous_id,
+       lower(regexp_replace(id_social_handle, ':@', ':')),
+       properties, raw, $received_at
+from fast_checked where ok
+"""
+
+
+def phone_map(con: Any) -> pa.Table:
+    """Distinct phone values of the batch, normalised by identifiers.py (None when unusable)."""
+    rows = con.execute("select distinct json_extract_string(doc, '$.identities.phone') from fast_docs "
+                       "where json_type(doc, '$.identities.phone') = 'VARCHAR'").fetchall()
+    raw, e164 = [], []
+    for (value,) in rows:
+        try:
+            norm = normalize_identifier("phone", value)
+        except ValueError:
+            norm = None
+        raw.append(value)
+        e164.append(norm)
+    return pa.table({"raw_phone": pa.array(raw, pa.string()), "e164": pa.array(e164, pa.string())})
+
+
+def classify(con: Any, raw_batch: pa.Table) -> list[int]:
+    """Run the fast path over ``raw_batch`` (RAW_SCHEMA); leave the verdicts in the temp
+    table ``fast_checked`` and return the idx of the records the slow path must judge."""
+    con.register("raw_batch", raw_batch)
+    con.execute(f"create or replace temp table fast_docs as {DOCS_SQL}")
+    con.register("phone_map", phone_map(con))
+    con.execute(f"create or replace temp table fast_checked as {FAST_SQL}")
+    return [i for (i,) in con.execute("select idx from fast_checked where not ok order by idx").fetchall()]
+
+
+def land_accepted(con: Any, received_at: Any) -> int:
+    con.execute("set TimeZone = 'UTC'")
+    return con.execute(LANDED_FROM_FAST, {"received_at": received_at}).fetchone()[0]
+
+
+def cleanup(con: Any) -> None:
+    try:
+        con.execute("drop table if exists fast_checked")
+        con.execute("drop table if exists fast_docs")
+    except Exception:  # an aborted transaction: the caller's error is the one that matters
+        pass
+    for name in ("raw_batch", "phone_map"):
+        try:
+            con.unregister(name)
+        except Exception:  # not registered: nothing to undo
+            pass
