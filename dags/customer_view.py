@@ -1,5 +1,5 @@
-"""Airflow DAG ``customer_view``: ingest -> dbt (one task per model) -> Soda
-contracts -> publish.
+"""Airflow DAG ``customer_view``: ingest -> sentiment -> dbt (one task per
+model) -> Soda contracts -> publish.
 
 Write, audit, publish: the dbt models are built and tested in the warehouse,
 every Soda contract is verified and its results stored in
@@ -65,6 +65,13 @@ def customer_view() -> None:
         stats = Ingester(load_settings()).run(until_caught_up=True, max_seconds=3600, progress=False)
         return stats.as_dict()
 
+    @task(retries=1)
+    def score_sentiment() -> int:
+        """Sentiment of every new social mention, comment and direct message (FR/EN, in process)."""
+        from omnivue.sentiment import score_new
+
+        return score_new(load_settings())
+
     dbt = DbtTaskGroup(
         group_id="dbt",
         project_config=project_config,
@@ -104,7 +111,7 @@ def customer_view() -> None:
 
         return str(publish_snapshot(load_settings()))
 
-    ingest() >> dbt >> verify_contracts() >> publish()
+    ingest() >> score_sentiment() >> dbt >> verify_contracts() >> publish()
 
 
 customer_view_dag = customer_view()

@@ -126,6 +126,19 @@ def test_plant_crisis_adds_a_sorted_burst_of_negative_mentions():
     assert all(f"social_handle:{h}" in whole.truth["identifiers"] for h in whole.truth["crisis"]["handles"])
 
 
+def test_cli_wiring_parses_tail_and_watch():
+    import argparse
+
+    from omnivue.surge import add_alerts_command, run_tail_command, run_watch_command
+
+    parser = argparse.ArgumentParser(prog="omnivue")
+    add_alerts_command(parser.add_subparsers(dest="command"))
+    args = parser.parse_args(["alerts", "watch", "--until-caught-up", "--window-minutes", "30", "--dry-run"])
+    assert args.func is run_watch_command and args.until_caught_up and args.window_minutes == 30 and args.dry_run
+    args = parser.parse_args(["alerts", "tail", "-f", "-n", "3"])
+    assert args.func is run_tail_command and args.follow and args.limit == 3
+
+
 # --- against the real local broker ---------------------------------------------------------------------
 
 def test_planted_crisis_raises_exactly_one_alert(broker):

@@ -97,6 +97,10 @@ def cmd_simulate(args: argparse.Namespace) -> int:
     seed = args.seed if args.seed is not None else int.from_bytes(os.urandom(4), "big")
     sim = Simulation(args.people, args.days, seed=seed, bad_rate=args.bad_rate, dup_rate=args.dup_rate)
     result = sim.build()
+    if args.crisis:
+        from .crisis import apply_crisis
+
+        result = apply_crisis(result, n_posts=args.crisis_posts)
     truth_path = Path(args.truth) if args.truth else settings.truth_file
     write_truth(truth_path, result.truth)
     sent = publish(settings, result, progress=not args.quiet)
@@ -223,6 +227,9 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--seed", type=int, default=None, help="random seed (default: a fresh one)")
     s.add_argument("--bad-rate", type=_non_negative_float, default=0.02, help="share of malformed records")
     s.add_argument("--dup-rate", type=_non_negative_float, default=0.03, help="share of duplicate deliveries")
+    s.add_argument("--crisis", action="store_true", help="plant a burst of negative mentions (an e-reputation "
+                   "crisis) 2 hours before the end; its start goes to the truth file")
+    s.add_argument("--crisis-posts", type=_positive, default=60, help="negative posts in the crisis (default 60)")
     s.add_argument("--truth", help="where to write the truth JSON (default $OMNIVUE_HOME/truth.json)")
     s.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     s.set_defaults(func=cmd_simulate)
@@ -273,6 +280,10 @@ def build_parser() -> argparse.ArgumentParser:
         "webhook", help="receive provider webhooks (SendGrid, X, Segment, ...) and publish canonical events",
         description="HTTP receiver on localhost: POST /webhooks/<provider>; valid items are published to Kafka "
         "as canonical events, bad payloads get a 4xx with a reason and are dead-lettered."))
+
+    from .surge import add_alerts_command
+
+    add_alerts_command(sub)  # omnivue alerts tail | watch
 
     q = sub.add_parser("query", help="run SQL on the published snapshot (read-only)",
                        description="Run one SQL statement on $OMNIVUE_HOME/published/customer_view.duckdb, "

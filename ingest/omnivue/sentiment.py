@@ -115,9 +115,9 @@ ALPHA = 15  # VADER's normalisation constant
 FR_BOOSTERS: dict[str, float] = {w: B_INCR for w in """
 absolument archi beaucoup carrément complètement considérablement extrêmement extrême franchement grave grandement
 hyper incroyablement infiniment particulièrement profondément rudement sacrément super superbement tellement
-terriblement totalement trop très ultra vachement vraiment énormément vraiment tellement si tant bien
+terriblement totalement trop très ultra vachement vraiment énormément si tant bien
 """.split()} | {w: B_DECR for w in """
-assez guère légèrement moyennement peu plutôt presque quasi quasiment relativement un_peu
+assez guère légèrement moyennement peu plutôt presque quasi quasiment relativement
 """.split()}
 #: Negators that act on the next few words ("pas content", "jamais satisfait", "sans souci").
 FR_NEGATORS = frozenset("pas jamais rien aucun aucune aucunement nullement sans ni".split())
@@ -163,10 +163,11 @@ class _FrenchLexicon:
     emoticons: dict[str, float]
 
 
-@lru_cache(maxsize=1)
-def _french() -> _FrenchLexicon:
+@lru_cache(maxsize=2)
+def _french(overlay: bool = True) -> _FrenchLexicon:
+    """The French lexicon; ``overlay=False``: the vaderSentiment-fr lexicon alone (for the benchmark)."""
     base = _read_lexicon(LEXICON_DIR / "vader_fr_lexicon.txt", "->")
-    overrides = _read_lexicon(LEXICON_DIR / "fr_overrides.tsv", "\t")
+    overrides = _read_lexicon(LEXICON_DIR / "fr_overrides.tsv", "\t") if overlay else {}
     merged = {**base, **overrides}
     words: dict[str, float] = {}
     phrases: dict[str, float] = {}
@@ -286,14 +287,13 @@ def _tokens(text: str, lex: _FrenchLexicon) -> tuple[list[str], list[bool], dict
             lowered = pattern.sub(sub, lowered)
     lowered = _ELISION.sub(lambda m: ("ne" if m.group(1) == "n" else m.group(1)) + " ", lowered)
     tokens = [_BOUNDARY if not (t[0].isalnum() or t.startswith("__")) else t for t in _TOKEN.findall(lowered)]
-    caps_words = {w for w in _TOKEN.findall(caps_source) if len(w) > 1 and w.isupper()}
-    caps = [_fold(t.lower()) in {_fold(c.lower()) for c in caps_words} if not t.startswith("__phr") else False
-            for t in tokens]
+    caps_words = {_fold(w.lower()) for w in _TOKEN.findall(caps_source) if len(w) > 1 and w.isupper()}
+    caps = [not t.startswith("__phr") and t in caps_words for t in tokens]
     return tokens, caps, extra
 
 
-def _score_fr(text: str) -> float:
-    lex = _french()
+def _score_fr(text: str, overlay: bool = True) -> float:
+    lex = _french(overlay)
     tokens, caps, extra = _tokens(text, lex)
     if not tokens and not extra:
         return 0.0

@@ -271,11 +271,10 @@ class SurgeDetector:
 
     def _prune(self) -> None:
         horizon = self.now - self.c.window * (self.c.baseline_windows + 2)
-        cut = bisect.bisect_right(self._neg_times, horizon)
-        if cut > 1000:  # amortised
-            del self._neg_times[:cut]
-            cut_all = bisect.bisect_right(self._all_times, horizon)
-            del self._all_times[:cut_all]
+        for times in (self._neg_times, self._all_times):
+            cut = bisect.bisect_right(times, horizon)
+            if cut > 1000:  # amortised
+                del times[:cut]
         while self._neg_posts and self._neg_posts[0].occurred_at < self.now - self.c.window * 2:
             self._neg_posts.popleft()
         if len(self._seen) > 200_000:
@@ -651,7 +650,7 @@ def format_alert(alert: Mapping[str, Any]) -> str:
     """A readable rendering of one alert (any type)."""
     kind = alert.get("type", "?")
     head = f"{alert.get('time', '?')}  {kind}  [{alert.get('severity', '-')}]  owner: {alert.get('owner', '-')}"
-    lines = [head, f"  {alert.get('summary', '')}"]
+    lines = [head, "  " + str(alert.get('summary') or alert.get('raw') or json.dumps(alert, ensure_ascii=False)[:300])]
     if kind == ALERT_TYPE:
         lines.append(f"  window {alert.get('window_start')} .. {alert.get('window_end')}: "
                      f"{alert.get('negative_posts')} negative of {alert.get('posts')} posts, "
