@@ -11,8 +11,10 @@ from __future__ import annotations
 
 import logging
 import os
+import sqlite3
 import subprocess
 import sys
+import threading
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -95,11 +97,44 @@ def ensure_manifest(settings: Settings) -> Path:
     return manifest
 
 
+class _TaskProgress(threading.Thread):
+    """Reports the run's task states every few seconds (read from Airflow's SQLite metadata
+    database) on the terminal, while Airflow's own output goes to the log file."""
+
+    def __init__(self, db_file: Path, total: int, out_fd: int, started_after: float) -> None:
+        super().__init__(daemon=True)
+        self.db_file, self.total, self.out_fd, self.after = db_file, total, out_fd, started_after
+        self.stop = threading.Event()
+        self.tty = os.isatty(out_fd)
+
+    def run(self) -> None:
+        last = ""
+        while not self.stop.wait(2.0 if self.tty else 10.0):
+            try:
+                con = sqlite3.connect(f"file:{self.db_file}?mode=ro", uri=True, timeout=1)
+                rows = con.execute(
+                    "select ti.task_id, ti.state from task_instance ti join dag_run dr on dr.run_id = ti.run_id "
+                    "and dr.dag_id = ti.dag_id where ti.dag_id = ? and dr.id = (select max(id) from dag_run "
+                    "where dag_id = ?)", (DAG_ID, DAG_ID)).fetchall()
+                con.close()
+            except sqlite3.Error:
+                continue
+            done = sum(1 for _, st in rows if st in ("success", "failed", "upstream_failed", "skipped"))
+            running = [t for t, st in rows if st == "running"]
+            line = f"  [{done}/{self.total}] tasks done" + (f", running {running[0]}" if running else "")
+            if line != last:
+                os.write(self.out_fd, ((("\r\033[K" if self.tty else "") + line) + ("" if self.tty else "\n")).encode())
+                last = line
+        if self.tty and last:
+            os.write(self.out_fd, b"\r\033[K")
+
+
 @contextmanager
-def _output_to(path: Path, enabled: bool = True) -> Iterator[None]:
-    """Send this process's stdout/stderr (Airflow's task logs) to a file."""
+def _output_to(path: Path, enabled: bool = True) -> Iterator[int]:
+    """Send this process's stdout/stderr (Airflow's own logging) to a file; yields the
+    terminal's stderr for progress lines."""
     if not enabled:
-        yield
+        yield 2
         return
     path.parent.mkdir(parents=True, exist_ok=True)
     sys.stdout.flush()
@@ -109,7 +144,7 @@ def _output_to(path: Path, enabled: bool = True) -> Iterator[None]:
         os.dup2(f.fileno(), 1)
         os.dup2(f.fileno(), 2)
         try:
-            yield
+            yield saved[1]
         finally:
             sys.stdout.flush()
             sys.stderr.flush()
@@ -127,29 +162,34 @@ def run_pipeline(settings: Settings, verbose: bool = False) -> RunOutcome:
     ensure_manifest(settings)
     start = time.monotonic()
 
-    import airflow  # noqa: F401  (reads the environment above)
-    from airflow import settings as af_settings
-    from airflow.dag_processing.dagbag import DagBag
-    from airflow.utils.db import upgradedb
-    from airflow.utils.session import create_session
-
-    db_file = Path(af_settings.SQL_ALCHEMY_CONN.removeprefix("sqlite:///"))
-    if not db_file.exists():
-        log.info("creating the Airflow metadata database %s", db_file)
-        upgradedb()
-    bag = DagBag(dag_folder=str(dags_dir()))
-    if bag.import_errors:
-        errors = "; ".join(f"{k}: {v}" for k, v in bag.import_errors.items())
-        raise RuntimeError(f"the DAG files do not import: {errors}")
-    dag = bag.dags[DAG_ID]
     log_file = settings.logs_dir / f"airflow-{time.strftime('%Y%m%dT%H%M%S')}.log"
-    log.info("running DAG %s in process (%d tasks); Airflow's log: %s", DAG_ID, len(dag.tasks), log_file)
-    with _output_to(log_file, enabled=not verbose):
-        dag_run = dag.test()
-    with create_session() as s:
-        tis = sorted(dag_run.get_task_instances(session=s),
-                     key=lambda ti: ti.start_date.timestamp() if ti.start_date else float("inf"))
-        tasks = [(ti.task_id, str(ti.state), ti.duration) for ti in tis]
+    log.info("running DAG %s in process; Airflow's log: %s", DAG_ID, log_file)
+    with _output_to(log_file, enabled=not verbose) as terminal:
+        import airflow  # noqa: F401  (reads the environment above)
+        from airflow import settings as af_settings
+        from airflow.dag_processing.dagbag import DagBag
+        from airflow.utils.db import upgradedb
+        from airflow.utils.session import create_session
+
+        db_file = Path(af_settings.SQL_ALCHEMY_CONN.removeprefix("sqlite:///"))
+        if not db_file.exists():
+            upgradedb()
+        bag = DagBag(dag_folder=str(dags_dir()))
+        if bag.import_errors:
+            errors = "; ".join(f"{k}: {v}" for k, v in bag.import_errors.items())
+            raise RuntimeError(f"the DAG files do not import: {errors}")
+        dag = bag.dags[DAG_ID]
+        progress = _TaskProgress(db_file, len(dag.tasks), terminal, time.time())
+        progress.start()
+        try:
+            dag_run = dag.test()
+        finally:
+            progress.stop.set()
+            progress.join(timeout=5)
+        with create_session() as s:
+            tis = sorted(dag_run.get_task_instances(session=s),
+                         key=lambda ti: ti.start_date.timestamp() if ti.start_date else float("inf"))
+            tasks = [(ti.task_id, str(ti.state), ti.duration) for ti in tis]
     state = str(dag_run.state)
     return RunOutcome(ok=state == "success", run_id=dag_run.run_id, state=state, tasks=tasks,
                       seconds=time.monotonic() - start, log_file=None if verbose else log_file)
