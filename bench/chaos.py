@@ -16,6 +16,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections import Counter
 from pathlib import Path
@@ -30,25 +31,33 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
+def _watch_join(proc: subprocess.Popen, joined: threading.Event) -> None:
+    """Set ``joined`` when the ingester logs its partition assignment (it then starts landing)."""
+    for line in proc.stderr:
+        if "assigned" in line:
+            joined.set()
+
+
 def landed_count(warehouse: Path) -> int:
+    """Records handled so far (landed + dead-lettered)."""
     import duckdb
 
     if not warehouse.exists():
         return 0
-    for _ in range(50):
+    for _ in range(100):
         try:
             con = duckdb.connect(str(warehouse), read_only=True)
-        except duckdb.IOException:  # a killed ingester's orphan may still hold it for a moment
-            time.sleep(0.2)
+        except duckdb.IOException:  # a killed ingester's last transaction may still hold it
+            time.sleep(0.1)
             continue
         try:
-            return con.execute("select count(*) from landed_events").fetchone()[0] + \
-                con.execute("select count(*) from dead_letter").fetchone()[0]
+            return con.execute("select (select count(*) from landed_events) + (select count(*) from dead_letter)"
+                               ).fetchone()[0]
         except duckdb.CatalogException:
             return 0
         finally:
             con.close()
-    return -1
+    raise RuntimeError(f"{warehouse} stayed locked")
 
 
 def main() -> int:
@@ -83,26 +92,28 @@ def main() -> int:
         del result
 
         kills, lives, start = 0, 0, time.monotonic()
-        per_life_target = total / (args.kills * 1.5)
-        delay = 6.0
+        per_life = total / (args.kills * 1.3)  # records a life may land before it is killed, on average
+        rate = 30_000.0  # records/s once a life has joined the group; re-estimated after every kill
         while True:
             lives += 1
             before = landed_count(settings.warehouse)
-            proc = subprocess.Popen([exe, "ingest", "--until-caught-up", "-q", "--batch-size", "5000"], env=env,
-                                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-            if kills < args.kills:
-                time.sleep(rng.uniform(0.6, 1.4) * delay)
+            proc = subprocess.Popen([exe, "ingest", "--until-caught-up", "-q", "--batch-size", "2000"], env=env,
+                                    stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+            joined = threading.Event()
+            threading.Thread(target=_watch_join, args=(proc, joined), daemon=True).start()
+            if kills < args.kills and joined.wait(timeout=120) and proc.poll() is None:
+                # a random instant within the landing: between 0 and ~2x this life's share of the load
+                wait = 0.2 + rng.uniform(0.0, 2.0) * per_life / rate
+                t0 = time.monotonic()
+                time.sleep(wait)
                 if proc.poll() is None:
                     proc.send_signal(signal.SIGKILL)
                     proc.wait()
                     kills += 1
-                    progress = landed_count(settings.warehouse) - before
-                    # keep enough work for the remaining kills: shorten the lives when they land too much
-                    if progress > per_life_target:
-                        delay = max(4.0, delay * 0.85)
-                    elif progress < per_life_target / 3:
-                        delay = min(20.0, delay * 1.2)
-                    print(f"kill {kills}: {landed_count(settings.warehouse):,}/{total:,} records handled", flush=True)
+                    handled = landed_count(settings.warehouse)
+                    if wait > 0.2 and handled > before:
+                        rate = 0.7 * rate + 0.3 * (handled - before) / (time.monotonic() - t0)
+                    print(f"kill {kills}: {handled:,}/{total:,} records handled", flush=True)
                     continue
             rc = proc.wait()
             if rc != 0:
