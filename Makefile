@@ -13,7 +13,7 @@ export DO_NOT_TRACK := 1
 export DBT_SEND_ANONYMOUS_USAGE_STATS := false
 export AIRFLOW__COSMOS__ENABLE_TELEMETRY := False
 
-.PHONY: setup demo test bench docs clean help
+.PHONY: setup chromium demo test bench docs clean help
 
 help:
 	@echo "make demo   - start the local broker, simulate, run the pipeline, print a summary"
@@ -35,7 +35,11 @@ setup: .venv/.synced
 demo: setup
 	.venv/bin/omnivue demo
 
-test: setup
+# the audit report is tested in a real browser: Debian's chromium (installed when missing; needs root)
+chromium:
+	@command -v chromium >/dev/null || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium >/dev/null)
+
+test: setup chromium
 	.venv/bin/python -m pytest
 
 bench: setup

@@ -104,12 +104,17 @@ def customer_view() -> None:
                                        + report.render())
         return {"run_id": run_id, "outcomes": dict(report.counts), "alerts": alerts}
 
-    @task(retries=1)
+    @task(retries=0)
     def publish() -> str:
         """Replace the analysts' snapshot atomically."""
-        from omnivue.publish import publish_snapshot
+        from airflow.sdk.exceptions import AirflowFailException
 
-        return str(publish_snapshot(load_settings()))
+        from omnivue.publish import SnapshotRejected, publish_snapshot
+
+        try:
+            return str(publish_snapshot(load_settings(), run_id=get_current_context()["run_id"]))
+        except SnapshotRejected as exc:  # clear-text personal data found: the previous snapshot stays
+            raise AirflowFailException(str(exc)) from None
 
     ingest() >> score_sentiment() >> dbt >> verify_contracts() >> publish()
 

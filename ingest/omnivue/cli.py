@@ -281,6 +281,20 @@ def build_parser() -> argparse.ArgumentParser:
         description="HTTP receiver on localhost: POST /webhooks/<provider>; valid items are published to Kafka "
         "as canonical events, bad payloads get a 4xx with a reason and are dead-lettered."))
 
+    from .compliance import cli as compliance_cli
+
+    au = sub.add_parser("audit", help="consent audit: acknowledge violations, HTML report for compliance",
+                        description="ack EVENT_ID --by NAME --why TEXT: acknowledge a violation (it stops "
+                        "alerting, never leaves the audit); report [--out FILE]: self-contained HTML report.")
+    compliance_cli.add_audit_arguments(au)
+    au.set_defaults(func=compliance_cli.run_audit)
+    sj = sub.add_parser("subject", help="data subject requests: export (access), erase, queue, serve, list",
+                        description="Right of access and right to erasure for one person, found from any of "
+                        "their identifiers (--email, --phone, --customer-id, --device-id, --anonymous-id, "
+                        "--social-handle).")
+    compliance_cli.add_subject_arguments(sj)
+    sj.set_defaults(func=compliance_cli.run_subject)
+
     from .surge import add_alerts_command
 
     add_alerts_command(sub)  # omnivue alerts tail | watch
@@ -312,12 +326,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     _setup_logging(args.verbose, load_settings())
     func: Callable[[argparse.Namespace], int] = args.func
     from .kafka_io import BrokerUnavailable
+    from .publish import SnapshotRejected
     from .query import QueryError
     from .warehouse import WarehouseBusy
 
     try:
         return func(args)
-    except (UserError, BrokerUnavailable, WarehouseBusy, TimeoutError, QueryError) as exc:
+    except (UserError, BrokerUnavailable, WarehouseBusy, TimeoutError, QueryError, SnapshotRejected) as exc:
         print(f"omnivue: error: {exc}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:

@@ -30,6 +30,7 @@ from kafka import ConsumerRebalanceListener, KafkaConsumer, TopicPartition
 from kafka.structs import OffsetAndMetadata
 
 from . import fast_validation
+from .compliance.suppression import suppress_batch
 from .config import Settings
 from .envelope import INPUT_TOPICS
 from .kafka_io import BrokerUnavailable, make_consumer
@@ -72,6 +73,7 @@ class IngestStats:
     landed: int = 0
     dead: int = 0
     skipped: int = 0  # already landed (re-delivered after a crash or rebalance)
+    suppressed: int = 0  # records of erased people: consumed, never landed
     batches: int = 0
     by_topic: Counter = field(default_factory=Counter)
     reasons: Counter = field(default_factory=Counter)
@@ -80,6 +82,7 @@ class IngestStats:
 
     def as_dict(self) -> dict[str, Any]:
         return {"landed": self.landed, "dead_letters": self.dead, "skipped_already_landed": self.skipped,
+                "suppressed_erased": self.suppressed,
                 "batches": self.batches, "by_topic": dict(self.by_topic),
                 "dead_letter_reasons": dict(self.reasons), "lag": dict(self.lag),
                 "seconds": round(self.seconds, 2)}
@@ -240,6 +243,13 @@ class Ingester:
                 records = kept
             land = self._land_fast if self.fast_path else self._land_python
             landed_by_topic, dead_n = land(con, records, received_at) if records else (Counter(), 0)
+            # records of erased people are consumed but never landed (nor dead-lettered)
+            dropped = suppress_batch(con, self.settings.pseudonym_key, received_at)
+            if dropped.total:
+                landed_by_topic.subtract(dropped.landed_by_topic)
+                landed_by_topic = +landed_by_topic
+                dead_n -= dropped.dead
+                self.stats.suppressed += dropped.total
             con.executemany(  # one row per partition in the batch, not per record
                 'insert or replace into ingest_offsets values (?, ?, ?, greatest(?, coalesce((select next_offset '
                 'from ingest_offsets where consumer_group = ? and topic = ? and "partition" = ?), 0)), ?)',

@@ -22,7 +22,7 @@ from .envelope import ALERTS_TOPIC, INPUT_TOPICS
 log = logging.getLogger(__name__)
 
 #: Partitions per topic when omnivue creates them.
-PARTITIONS: dict[str, int] = {topic: 4 for topic in INPUT_TOPICS} | {ALERTS_TOPIC: 1}
+PARTITIONS: dict[str, int] = {topic: 4 for topic in INPUT_TOPICS} | {ALERTS_TOPIC: 1, "erasure": 1}
 
 
 class BrokerUnavailable(RuntimeError):

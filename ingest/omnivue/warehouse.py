@@ -116,8 +116,11 @@ def session(path: Path, read_only: bool = False, wait_s: float = 600.0) -> Itera
 
 
 def ensure_landing(path: Path) -> None:
+    from .compliance.store import ensure_compliance_tables
+
     with session(path) as con:
         con.execute(LANDING_DDL)
+        ensure_compliance_tables(con)
 
 
 def table_exists(con: duckdb.DuckDBPyConnection, name: str) -> bool:

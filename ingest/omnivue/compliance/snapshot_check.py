@@ -1,0 +1,125 @@
+"""Soda verification of a snapshot file before it is published: no clear-text
+personal data, nobody erased (``contracts/published/*.yml``).
+
+Each contract there is a template verified once per table of the snapshot
+(Soda variable ``table``) against a data source pointing at the candidate
+file. The identity values it compares with are handed over as salted hashes
+in a temporary Parquet file (random salt, deleted afterwards); the suppressed
+keyed hashes likewise. Every result goes to ``contract_results`` like the
+warehouse contracts' (contract ``published_snapshot/<name>``).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import secrets
+import shutil
+import tempfile
+from datetime import datetime, timezone
+from pathlib import Path
+
+from ..config import Settings, contracts_dir
+from ..contract_checks import CheckResult, VerificationReport, record_results
+from ..warehouse import session
+from .store import table_exists
+
+os.environ.setdefault("SODA_CORE_TELEMETRY_ENABLED", "false")  # before soda_core is imported
+
+log = logging.getLogger(__name__)
+
+DATA_SOURCE = "snapshot"
+
+
+def snapshot_contracts() -> list[Path]:
+    return sorted((contracts_dir() / "published").glob("*.yml"))
+
+
+def _outcome(raw: str) -> str:
+    return {"PASSED": "passed", "FAILED": "failed", "WARN": "warned"}.get(raw, "error")
+
+
+def _write_reference_files(settings: Settings, workdir: Path, salt: str) -> tuple[Path, Path]:
+    """Salted hashes of every identifier value (and node key) the warehouse knows; suppressed keyed hashes."""
+    values, suppressed = workdir / "values.parquet", workdir / "suppressed.parquet"
+    v_sql, s_sql = (str(p).replace("'", "''") for p in (values, suppressed))
+    with session(settings.warehouse, read_only=True) as con:
+        sources = []
+        if table_exists(con, "identity_map"):
+            sources += ["select identifier_value as v from identity_map",
+                        "select identifier_type || ':' || identifier_value as v from identity_map"]
+        union = " union ".join(sources) if sources else "select null::varchar as v where false"
+        con.execute(f"copy (select distinct sha256(? || lower(trim(v))) as h from ({union}) where length(v) >= 4) "
+                    f"to '{v_sql}' (format parquet)", [salt])
+        if table_exists(con, "suppressed_identifiers"):
+            con.execute(f"copy (select identifier_hash from suppressed_identifiers) to '{s_sql}' (format parquet)")
+        else:
+            con.execute(f"copy (select null::varchar as identifier_hash where false) to '{s_sql}' (format parquet)")
+    return values, suppressed
+
+
+def verify_snapshot(settings: Settings, candidate: Path, run_id: str) -> VerificationReport:
+    """Verify every published-snapshot contract against every table of ``candidate``."""
+    import duckdb
+    from soda_core.common.exceptions import SodaCoreException
+    from soda_core.common.yaml import ContractYamlSource, DataSourceYamlSource
+    from soda_core.contracts.contract_verification import ContractVerificationSession
+
+    checked_at = datetime.now(timezone.utc)
+    con = duckdb.connect(str(candidate), read_only=True)
+    try:
+        tables = [t for (t,) in con.execute("select table_name from duckdb_tables() where schema_name = 'main' "
+                                            "order by table_name").fetchall()]
+    finally:
+        con.close()
+    ds = (f"type: duckdb\nname: {DATA_SOURCE}\nconnection:\n  database: {json.dumps(str(candidate))}\n"
+          "  read_only: true\n")
+    salt = secrets.token_hex(16)
+    workdir = Path(tempfile.mkdtemp(prefix=".snapshot-check-", dir=settings.published_dir))
+    results: list[CheckResult] = []
+    try:
+        os.chmod(workdir, 0o700)
+        values, suppressed = _write_reference_files(settings, workdir, salt)
+        for path in snapshot_contracts():
+            name = f"published_snapshot/{path.stem}"
+            for table in tables:
+                variables = {"table": table, "salt": salt, "values_file": str(values),
+                             "suppressed_file": str(suppressed)}
+                try:
+                    res = ContractVerificationSession.execute(
+                        contract_yaml_sources=[ContractYamlSource.from_file_path(str(path))],
+                        data_source_yaml_sources=[DataSourceYamlSource.from_str(ds)], variables=variables)
+                except (SodaCoreException, ValueError, ImportError) as exc:
+                    results.append(CheckResult(name, table, "contract", None, None, "error", None, True,
+                                               message=f"{type(exc).__name__}: {exc}"[:2000]))
+                    continue
+                for contract in res.contract_verification_results:
+                    errors = contract.get_errors() if contract.has_errors else []
+                    for cr in contract.check_results:
+                        check = cr.check
+                        attrs = check.attributes or {}
+                        outcome = _outcome(cr.outcome.value if hasattr(cr.outcome, "value") else str(cr.outcome))
+                        value = cr.threshold_value
+                        results.append(CheckResult(
+                            contract=name, dataset=f"snapshot/{table}", check=f"{table}: {check.name or check.type}",
+                            check_type=check.type, column=None, outcome=outcome,
+                            value=float(value) if isinstance(value, (int, float)) else None,
+                            blocking=bool(attrs.get("blocking", True)),
+                            diagnostics={k: v for k, v in (cr.diagnostic_metric_values or {}).items()
+                                         if isinstance(v, (int, float, str, bool)) or v is None},
+                            message=("; ".join(str(e) for e in errors)[:2000].replace(salt, "<salt>")
+                                     if outcome == "error" and errors else None)))
+                    if errors and not contract.check_results:
+                        results.append(CheckResult(name, table, "contract", None, None, "error", None, True,
+                                                   message="; ".join(str(e) for e in errors)[:2000]
+                                                   .replace(salt, "<salt>")))
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+    if not snapshot_contracts():
+        results.append(CheckResult("published_snapshot", "snapshot", "contract", None, None, "error", None, True,
+                                   message=f"no contract in {contracts_dir() / 'published'}"))
+    record_results(settings, run_id, checked_at, results)
+    report = VerificationReport(run_id, checked_at, results)
+    log.info("snapshot %s verified (%d tables): %s", candidate.name, len(tables), dict(report.counts))
+    return report
