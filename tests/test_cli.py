@@ -6,7 +6,8 @@ import pytest
 
 from conftest import run_cli
 
-COMMANDS = ["broker", "simulate", "ingest", "run", "verify", "publish", "query", "demo", "deadletter", "webhook"]
+COMMANDS = ["broker", "simulate", "ingest", "run", "verify", "publish", "query", "demo", "deadletter", "webhook",
+            "audit", "subject", "alerts"]
 
 
 @pytest.mark.parametrize("command", COMMANDS)
