@@ -35,7 +35,7 @@ def test_customer_view_runs_ingest_dbt_contracts_publish_in_order(dagbag):
     dag = dagbag.dags["customer_view"]
     ids = set(dag.task_ids)
     assert {"ingest", "verify_contracts", "publish"} <= ids
-    models = {p.stem for p in (ROOT / "dbt_project" / "models").rglob("*.sql")}
+    models = {p.stem for p in (ROOT / "dbt_project" / "models").rglob("*") if p.suffix in (".sql", ".py")}
     model_tasks = {t.removeprefix("dbt.").removesuffix("_model_build") for t in ids if t.endswith("_model_build")}
     assert model_tasks == models  # one Airflow task per dbt model
     upstream_of_verify = dag.get_task("verify_contracts").get_flat_relative_ids(upstream=True)

@@ -52,6 +52,21 @@ def test_persons_equal_the_ground_truth(simulated_run):
     assert persons == truth["persons"]
 
 
+def test_identity_traps_are_nobodys_and_reported(simulated_run):
+    """Family tablets, shops' generic emails, junk emails and the all-zero device id
+    belong to nobody: not in identity_map, in identity_merge_rejections with why."""
+    _, home, _ = simulated_run
+    truth = json.loads((home / "truth.json").read_text())
+    traps = truth["unattributed_identifiers"]
+    assert "shared" in traps.values(), "the simulator should plant shared identifiers"
+    assert not set(traps) & set(warehouse_identity(home / "warehouse.duckdb"))
+    rejections = dict(query(home / "warehouse.duckdb",
+                            "select identifier_type || ':' || identifier_value, rejection_kind "
+                            "from identity_merge_rejections where rejection_kind <> 'limit_exceeded'"))
+    assert {k: rejections.get(k) for k in traps} == {
+        k: "blocklisted" if why == "placeholder" else "shared" for k, why in traps.items()}
+
+
 def test_consent_violations_equal_the_ground_truth(simulated_run):
     _, home, _ = simulated_run
     truth = json.loads((home / "truth.json").read_text())

@@ -3,12 +3,17 @@ identifier values are the same.
 
 - emails: trimmed and lower-cased;
 - phones: E.164 (``+33612345678``), national numbers read with a default
-  region (``OMNIVUE_DEFAULT_PHONE_REGION``, default FR);
+  region (``OMNIVUE_DEFAULT_PHONE_REGION``, an ISO 3166 code, default FR,
+  read from the environment at each call: set it the same for ingest and the
+  simulator);
 - social handles: ``platform:handle`` lower-cased, a leading ``@`` dropped;
 - ids (customer, device, anonymous): trimmed, compared as given.
 
-Used by ingest (landing stores normalised identities), by the simulator's
-ground truth and by the tests.
+Used by ingest (landing stores normalised identities, so the dbt models never
+re-normalise), by the simulator's ground truth, by the reference oracle
+(reference.py) and by the tests. Placeholder values (``test@test.com``, an
+all-zero device id) are valid here: they are recognised later, by the dbt
+project's blocklist (docs/identity.md).
 """
 
 from __future__ import annotations

@@ -37,7 +37,7 @@ log = logging.getLogger(__name__)
 
 #: Marts copied as they are (they hold person ids, never identifier values).
 PUBLISHED_TABLES = ("customer_360", "fct_interactions", "consent_audit", "marketing_audience",
-                    "channel_engagement", "contract_results", "consent_conflicts")
+                    "channel_engagement", "contract_results", "consent_conflicts", "ereputation_daily")
 
 
 class SnapshotRejected(RuntimeError):

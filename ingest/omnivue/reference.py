@@ -8,8 +8,10 @@ two independent is what makes "the warehouse equals the truth" a real test.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import re
+from dataclasses import dataclass, field
 from datetime import datetime
+from pathlib import Path
 from typing import Any, Callable, Iterable, Mapping
 
 from .envelope import CHANNEL_SCOPES, MARKETING_SEND_SCOPE, is_marketing_send
@@ -28,7 +30,9 @@ def event_time(event: Event) -> datetime:
 
 
 def resolve_persons(events: Iterable[Event], blocklist: Iterable[str] = ()) -> dict[str, str]:
-    """Connected components of the identity graph: node -> smallest node of its component."""
+    """Connected components of the identity graph without over-merge guards
+    (node -> smallest node of its component); :func:`resolve_identities`
+    applies the guards of the dbt project."""
     parent: dict[str, str] = {}
     blocked = {b.lower() for b in blocklist}
 
@@ -116,3 +120,166 @@ def marketing_audience(events: Iterable[Event], person_of: Callable[[Event], str
             if rec is not None and rec.status == "granted":
                 out.add((person, scope))
     return out
+
+
+# -- identity resolution with the over-merge guards (docs/identity.md) ----------------------
+
+@dataclass(frozen=True)
+class IdentityRules:
+    """The identity rules of the dbt project's vars (dbt_project.yml)."""
+
+    priority: tuple[str, ...] = ("customer_id", "email", "phone", "social_handle", "device_id", "anonymous_id")
+    max_per_person: Mapping[str, int | None] = field(default_factory=lambda: {
+        "customer_id": 1, "email": 3, "phone": 3, "social_handle": 5, "device_id": 10, "anonymous_id": 100})
+    blocklist: frozenset[str] = frozenset()
+    blocklist_patterns: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    hub_threshold: int = 20
+    hub_max_neighbours: int = 200
+
+    @classmethod
+    def from_dbt_project(cls, path: Path | str) -> "IdentityRules":
+        import yaml
+
+        v = yaml.safe_load(Path(path).read_text())["vars"]
+        return cls(priority=tuple(v["identity_priority"]), max_per_person=dict(v["identity_max_per_person"]),
+                   blocklist=frozenset(str(b).lower() for b in v.get("identity_blocklist", [])),
+                   blocklist_patterns={k: tuple(p) for k, p in (v.get("identity_blocklist_patterns") or {}).items()},
+                   hub_threshold=int(v["identity_hub_threshold"]), hub_max_neighbours=int(v["identity_hub_max_neighbours"]))
+
+    def rank(self, kind: str) -> int:
+        return self.priority.index(kind) + 1 if kind in self.priority else len(self.priority) + 1
+
+    def is_blocklisted(self, kind: str, value: str) -> bool:
+        v = value.strip().lower()
+        handle = v.split(":", 1)[1].strip() if kind == "social_handle" and ":" in v else None
+        if v in self.blocklist or (handle is not None and handle in self.blocklist):
+            return True
+        patterns = list(self.blocklist_patterns.get("*", ())) + list(self.blocklist_patterns.get(kind, ()))
+        if not patterns:
+            return False
+        combined = re.compile("(" + ")|(".join(patterns) + ")")
+        subject = (v.split(":", 1)[1] if ":" in v else "") if kind == "social_handle" else v
+        return combined.fullmatch(subject) is not None
+
+
+@dataclass
+class IdentityResolution:
+    persons: dict[str, str]  # attributed node key -> person key (its group's smallest node key)
+    blocklisted: set[str]
+    shared: dict[str, str]  # node key -> 'shared' / 'hub'
+    rejected: list[tuple[str, str, str]]  # (node_key_a, node_key_b, over-limit type)
+    event_person: dict[str, str | None]  # event_id -> person key (None: no attributed identifier)
+
+
+def resolve_identities(events: Iterable[Event], rules: IdentityRules | None = None) -> IdentityResolution:
+    """DESIGN.md's identity rule with the dbt project's over-merge guards, in
+    plain Python (the oracle of the SQL/Python models):
+
+    1. identifiers co-occurring in an event are linked (every pair);
+    2. placeholders (blocklist, patterns) are nobody's and link nothing;
+    3. an identifier seen with more values of a stronger type than one person
+       may hold, or a hub, is shared: nobody's, links nothing;
+    4. connected components of the rest; in a component holding more values
+       of a type than one person may, links are applied in event-time order
+       (first linking event, then strongest pair, then keys) and a link that
+       would break a limit is rejected;
+    5. an event belongs to the person of its strongest attributed identifier.
+    """
+    rules = rules or IdentityRules()
+    evs = unique_events(events)
+    kind_of: dict[str, str] = {}
+    event_nodes: dict[str, list[str]] = {}
+    first_link: dict[tuple[str, str], tuple[datetime, str]] = {}
+    blocklisted: set[str] = set()
+    for ev in evs:
+        eid = str(ev["event_id"]).lower()
+        keys = node_keys(ev)
+        event_nodes[eid] = keys
+        usable = []
+        for k in keys:
+            kind, value = k.split(":", 1)
+            kind_of[k] = kind
+            if rules.is_blocklisted(kind, value):
+                blocklisted.add(k)
+            else:
+                usable.append(k)
+        at = (event_time(ev), eid)
+        for i, a in enumerate(usable):
+            for b in usable[i + 1:]:
+                pair = (min(a, b), max(a, b))
+                if pair not in first_link or at < first_link[pair]:
+                    first_link[pair] = at
+    neighbours: dict[str, dict[str, int]] = {}
+    for a, b in first_link:
+        neighbours.setdefault(a, {}).setdefault(kind_of[b], 0)
+        neighbours[a][kind_of[b]] += 1
+        neighbours.setdefault(b, {}).setdefault(kind_of[a], 0)
+        neighbours[b][kind_of[a]] += 1
+    strong = ("customer_id", "email", "phone", "social_handle")
+    shared: dict[str, str] = {}
+    for node, counts in neighbours.items():
+        if (max((n for t, n in counts.items() if t in strong), default=0) > rules.hub_threshold
+                or sum(counts.values()) > rules.hub_max_neighbours):
+            shared[node] = "hub"
+        elif any(rules.rank(t) < rules.rank(kind_of[node]) and rules.max_per_person.get(t) is not None
+                 and n > rules.max_per_person[t] for t, n in counts.items()):
+            shared[node] = "shared"
+    nodes = {k for k in kind_of if k not in blocklisted and k not in shared}
+    edges = sorted(((at, eid, min(rules.rank(kind_of[a]), rules.rank(kind_of[b])),
+                     max(rules.rank(kind_of[a]), rules.rank(kind_of[b])), a, b)
+                    for (a, b), (at, eid) in first_link.items() if a in nodes and b in nodes))
+
+    def components(links: Iterable[tuple[str, str]]) -> dict[str, str]:
+        parent = {n: n for n in nodes}
+
+        def find(x: str) -> str:
+            while parent[x] != x:
+                parent[x] = parent[parent[x]]
+                x = parent[x]
+            return x
+
+        for a, b in links:
+            ra, rb = find(a), find(b)
+            if ra != rb:
+                parent[max(ra, rb)] = min(ra, rb)
+        return {n: find(n) for n in nodes}
+
+    raw = components((a, b) for *_, a, b in edges)
+    members: dict[str, list[str]] = {}
+    for n, root in raw.items():
+        members.setdefault(root, []).append(n)
+    violating = {root for root, ms in members.items()
+                 if any(rules.max_per_person.get(t) is not None and sum(kind_of[m] == t for m in ms) > rules.max_per_person[t]
+                        for t in {kind_of[m] for m in ms})}
+    rejected: list[tuple[str, str, str]] = []
+    if violating:
+        parent = {n: n for n in nodes if raw[n] in violating}
+        counts = {n: {kind_of[n]: 1} for n in parent}
+
+        def find2(x: str) -> str:
+            while parent[x] != x:
+                parent[x] = parent[parent[x]]
+                x = parent[x]
+            return x
+
+        for *_, a, b in edges:
+            if raw[a] not in violating:
+                continue
+            ra, rb = find2(a), find2(b)
+            if ra == rb:
+                continue
+            over = [t for t in set(counts[ra]) | set(counts[rb]) if rules.max_per_person.get(t) is not None
+                    and counts[ra].get(t, 0) + counts[rb].get(t, 0) > rules.max_per_person[t]]
+            if over:
+                rejected.append((a, b, min(over, key=rules.rank)))
+                continue
+            parent[rb] = ra
+            for t, n in counts.pop(rb).items():
+                counts[ra][t] = counts[ra].get(t, 0) + n
+    cut = {(a, b) for a, b, _ in rejected}
+    persons = components((a, b) for *_, a, b in edges if (a, b) not in cut)
+    event_person: dict[str, str | None] = {}
+    for eid, keys in event_nodes.items():
+        attributed = sorted((rules.rank(kind_of[k]), k) for k in keys if k in persons)
+        event_person[eid] = persons[attributed[0][1]] if attributed else None
+    return IdentityResolution(persons, blocklisted, shared, rejected, event_person)

@@ -7,6 +7,15 @@ marketing sends (some of which break consent), buy, and talk about the brand.
 A small share of records is malformed and some valid ones are delivered
 twice; some events arrive late (published after events that happened later).
 
+Identity traps are planted too, the ones that make naive identity
+resolution merge different people (docs/identity.md): family tablets (one
+device_id used by two or three customers, each logged in with their own
+customer_id), shops' generic emails typed in at checkout for many customers,
+junk sign-up emails (test@test.com, noreply@...), and the all-zero device id
+some phones report. The truth says they belong to nobody
+(``unattributed_identifiers``) and that the people who used them are still
+different people.
+
 The truth file (identifier -> person, the marketing sends that break
 consent, the bad records, the duplicates, the current audience) is computed
 from the valid events only, with :mod:`omnivue.reference`.
@@ -47,6 +56,12 @@ TEXTS = {
     "negative": [("en", "Terrible service, my order never arrived"), ("fr", "Service nul, ma commande n'est jamais arrivée"),
                  ("en", "Worst app update ever, it keeps crashing"), ("fr", "Très déçu, produit cassé à la livraison")],
 }
+#: The device id some phones report when tracking is limited: a placeholder, nobody's.
+PLACEHOLDER_DEVICE_ID = "00000000-0000-0000-0000-000000000000"
+#: Generic emails of the brand's shops, typed in at the till when a customer has none at hand.
+SHOP_EMAILS = ["boutique.paris@shops.example.com", "magasin.lyon@shops.example.com"]
+#: Junk addresses people type in at sign-up.
+JUNK_EMAILS = ["test@test.com", "noreply@example.org", "no-reply@shops.example.com"]
 BAD_KINDS = ["not_json", "missing_event_id", "channel_mismatch", "naive_timestamp", "empty_identities",
              "consent_without_purpose", "unknown_event_type", "wrong_schema_version", "wrong_topic", "bad_email"]
 
@@ -85,6 +100,8 @@ class Simulation:
         self.bad_rate, self.dup_rate, self.late_rate = bad_rate, dup_rate, late_rate
         self.events: list[tuple[dict[str, Any], Person]] = []
         self.people: list[Person] = []
+        #: planted trap identifiers (node keys) -> why they belong to nobody
+        self.unattributed: dict[str, str] = {}
 
     # -- helpers ----------------------------------------------------------------------
     def _uuid(self) -> str:
@@ -133,7 +150,8 @@ class Simulation:
         if kind == "social_only" or self.rng.random() < 0.4:
             p.ids["social_handle"] = f"{platform}:{first}{last}{i}"
         if kind != "social_only" and self.rng.random() < (0.7 if kind == "customer" else 0.3):
-            p.ids["device_id"] = self._uuid()
+            # a few phones report the all-zero placeholder instead of a device id
+            p.ids["device_id"] = PLACEHOLDER_DEVICE_ID if self.rng.random() < 0.03 else self._uuid()
             p.ids["anonymous_id"] = f"anon-{self._uuid()}"
         return p
 
@@ -168,7 +186,10 @@ class Simulation:
                     self._emit(p, "mobile.purchase", self._time(login_at), known,
                                {"order_id": self._uuid(), "amount": round(rng.uniform(5, 250), 2), "currency": "EUR"},
                                source="ios_app")
-            self._consent_and_sends(p, "push", {"device_id": p.ids["device_id"]}, login_at)
+            push_ident = {"device_id": p.ids["device_id"]}
+            if p.ids["device_id"] == PLACEHOLDER_DEVICE_ID:  # the push token is tied to the app install
+                push_ident["anonymous_id"] = p.ids["anonymous_id"]
+            self._consent_and_sends(p, "push", push_ident, login_at)
         # email
         if "email" in p.ids:
             self._consent_and_sends(p, "email", {"email": p.ids["email"]}, t0)
@@ -237,6 +258,53 @@ class Simulation:
                 self._emit(p, "mobile.push_opened", min(at + timedelta(minutes=5), self.end), ident,
                            {"campaign_id": props["campaign_id"]}, source="braze")
 
+    # -- identity traps -----------------------------------------------------------------
+    def _plant_traps(self) -> None:
+        """Identifiers several customers use: each such event also carries the
+        customer's own customer_id, so it is theirs; the trap identifier is nobody's."""
+        rng = self.rng
+        customers = [p for p in self.people if p.kind == "customer"]
+        if len(customers) < 2:
+            return
+        pool = customers[:]
+        rng.shuffle(pool)
+        # family tablets: 2-3 customers each log in with their own account
+        for _ in range(max(1, len(customers) // 40)):
+            size = min(len(pool), rng.choice([2, 3]))
+            if size < 2:
+                break
+            family, pool = pool[:size], pool[size:]
+            tablet = f"tablet-{self._uuid()}"
+            self.unattributed[f"device_id:{tablet}"] = "shared"
+            for member in family:
+                ids = {"device_id": tablet, "customer_id": member.ids["customer_id"]}
+                login_at = self._time(self.start)
+                self._emit(member, "identity.linked", login_at, ids, source="android_app")
+                for _ in range(rng.randint(1, 3)):
+                    self._emit(member, "mobile.screen_viewed", self._time(login_at), ids,
+                               {"screen": rng.choice(SCREENS)}, source="android_app")
+                if rng.random() < 0.5:
+                    self._emit(member, "mobile.purchase", self._time(login_at), ids,
+                               {"order_id": self._uuid(), "amount": round(rng.uniform(5, 250), 2),
+                                "currency": "EUR"}, source="android_app")
+        # shops' generic emails at the till: each used for several customers
+        for shop_email in SHOP_EMAILS:
+            users = rng.sample(customers, min(len(customers), max(2, len(customers) // 50)))
+            self.unattributed[f"email:{shop_email}"] = "shared"
+            for member in users:
+                self._emit(member, "mobile.purchase", self._time(self.start),
+                           {"customer_id": member.ids["customer_id"], "email": shop_email},
+                           {"order_id": self._uuid(), "amount": round(rng.uniform(5, 250), 2), "currency": "EUR"},
+                           source="pos")
+        # junk sign-up emails
+        for member in rng.sample(customers, min(len(customers), max(1, len(customers) // 100))):
+            junk = rng.choice(JUNK_EMAILS)
+            self.unattributed[f"email:{junk}"] = "placeholder"
+            self._emit(member, "identity.linked", self._time(self.start),
+                       {"customer_id": member.ids["customer_id"], "email": junk}, source="web_checkout")
+        if any(p.ids.get("device_id") == PLACEHOLDER_DEVICE_ID for p in self.people):
+            self.unattributed[f"device_id:{PLACEHOLDER_DEVICE_ID}"] = "placeholder"
+
     # -- malformed records --------------------------------------------------------------
     def _malformed(self, ev: dict[str, Any], kind: str) -> tuple[str, bytes]:
         topic = topic_for(ev["event_type"])
@@ -271,6 +339,7 @@ class Simulation:
             p = self._make_person(i)
             self.people.append(p)
             self._journey(p)
+        self._plant_traps()
         rng = self.rng
         records: list[Record] = []
         for ev, _ in self.events:
@@ -298,7 +367,8 @@ class Simulation:
         identifiers: dict[str, str] = {}
         for ev, p in self.events:
             for key in node_keys(ev):
-                identifiers[key] = p.truth_id
+                if key not in self.unattributed:
+                    identifiers[key] = p.truth_id
         valid = [ev for ev, _ in self.events]
         consent_ok = marketing_violations(valid, lambda e: person_of_event[e["event_id"]])
         audience = marketing_audience(valid, lambda e: person_of_event[e["event_id"]])
@@ -317,6 +387,9 @@ class Simulation:
             "valid_events": len(self.events),
             "persons": len({p.truth_id for _, p in self.events}),
             "identifiers": identifiers,
+            # planted traps: identifiers that belong to nobody ('shared' by several people,
+            # or a 'placeholder'); the events carrying them belong to their other identifiers
+            "unattributed_identifiers": dict(sorted(self.unattributed.items())),
             "marketing_sends": len(consent_ok),
             "violations": sorted(eid for eid, ok in consent_ok.items() if not ok),
             "audience": sorted([p, s] for p, s in audience),
@@ -355,3 +428,52 @@ def write_truth(path: Path, truth: dict[str, Any]) -> None:
     tmp = path.with_suffix(".tmp")
     tmp.write_text(json.dumps(truth, indent=1, ensure_ascii=False))
     tmp.replace(path)
+
+
+def land(warehouse: Path, records: list[Record], received_at: datetime | None = None,
+         batch_seconds: float = 3600.0, partitions: int = 3) -> int:
+    """Land simulated records straight into the warehouse's landing tables,
+    without a broker: each record goes through ingest's own validation and
+    landing code (:class:`omnivue.ingester.Batch`, :func:`insert_batch`), with
+    Kafka coordinates made up the way a broker would (partition by key, offsets
+    in arrival order, continuing those already landed). ``received_at`` None:
+    records are landed in batches of ``batch_seconds`` of their arrival time
+    (``publish_at``), each batch received at its last arrival, like an ingester
+    following the stream. For tests and benchmarks; returns the records landed
+    or dead-lettered."""
+    import zlib
+    from collections import Counter
+
+    from .ingester import Batch, insert_batch
+    from .warehouse import ensure_landing, session
+
+    ensure_landing(warehouse)
+    with session(warehouse) as con:
+        next_offset = {(t, p): o + 1 for t, p, o in con.execute(
+            'select topic, "partition", max("offset") from landed_events group by 1, 2 union all '
+            'select topic, "partition", max("offset") from dead_letter group by 1, 2').fetchall()}
+
+        def flush(batch: Batch, at: datetime) -> None:
+            landed, dead = batch.tables()
+            con.begin()
+            insert_batch(con, landed, dead, at)
+            con.commit()
+
+        batch, batch_start, last_at = Batch(), None, None
+        reasons: Counter = Counter()
+        for rec in sorted(records, key=lambda r: r.publish_at):
+            at = received_at or rec.publish_at
+            if batch.count and received_at is None and (at - batch_start).total_seconds() >= batch_seconds:
+                flush(batch, last_at)
+                batch = Batch()
+            if not batch.count:
+                batch_start = at
+            last_at = at
+            partition = zlib.crc32(rec.key) % partitions if rec.key else 0
+            offset = next_offset.get((rec.topic, partition), 0)
+            next_offset[(rec.topic, partition)] = offset + 1
+            batch.add_raw(rec.topic, partition, offset, rec.key, rec.value,
+                          int(rec.publish_at.timestamp() * 1000), reasons)
+        if batch.count:
+            flush(batch, last_at)
+    return len(records)

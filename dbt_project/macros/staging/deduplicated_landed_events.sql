@@ -5,9 +5,15 @@
       to kafka_topic / kafka_partition / kafka_offset / kafka_key;
     - keeps the first landed copy of a redelivered event: lowest partition,
       then lowest offset (a total, deterministic order within a topic);
-    - counts the deliveries (n_deliveries) for observability;
+    - counts the deliveries (n_deliveries) and keeps when the last copy
+      landed (last_received_at: the watermark of every incremental model);
     - never relies on arrival order for anything else: occurred_at (event
       time) is the truth downstream.
+
+    Incremental: an event_id is recomputed (delete+insert) when any copy of
+    it landed after the model's max(last_received_at) less var
+    incremental_lookback_hours, so a late duplicate updates n_deliveries and
+    a first copy landed out of order still wins.
 
     Used by every stg_landing__* model; the topic-specific columns are
     added by the model itself.
@@ -32,6 +38,7 @@
         kafka_key,
         kafka_timestamp,
         received_at,
+        last_received_at,
         n_deliveries
     from (
         select
@@ -51,6 +58,7 @@
             record_key as kafka_key,
             kafka_timestamp,
             received_at,
+            max(received_at) over (partition by event_id) as last_received_at,
             row_number() over (
                 partition by event_id
                 order by {{ partition_col }}, {{ offset_col }}
@@ -58,6 +66,18 @@
             count(*) over (partition by event_id) as n_deliveries
         from {{ source('landing', 'landed_events') }}
         where topic = {{ dbt.string_literal(topic) }}
+        {%- if is_incremental() %}
+            and event_id in (
+                select event_id
+                from {{ source('landing', 'landed_events') }}
+                where topic = {{ dbt.string_literal(topic) }}
+                    and received_at > (
+                        select coalesce(max(last_received_at), cast('-infinity' as timestamp with time zone))
+                            - interval '{{ var("incremental_lookback_hours") | int }} hours'
+                        from {{ this }}
+                    )
+            )
+        {%- endif %}
     ) as landed
     where delivery_rank = 1
 {%- endmacro %}

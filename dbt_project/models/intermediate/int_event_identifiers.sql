@@ -1,36 +1,39 @@
--- One row per (event, usable identifier): the identifiers of every staged
--- event of every topic, unpivoted, without NULLs, blocklisted placeholder
--- values (var identity_blocklist) and hub values (int_identity_hubs).
+-- One row per (event, identifier): the identifiers of every staged event of
+-- every topic, unpivoted, without NULLs. Placeholder and shared values are
+-- kept here (int_identity_nodes flags the first, int_identity_shared_identifiers
+-- the second): this is the evidence, the graph decides what it means.
+-- Incremental: the events landed (last_received_at) after this model's
+-- newest one, less var incremental_lookback_hours, are (re)written.
+
+{{ config(
+    materialized='incremental',
+    incremental_strategy='delete+insert',
+    unique_key='event_id',
+    on_schema_change='append_new_columns'
+) }}
+
+{%- set incremental_window = none %}
+{%- if is_incremental() %}
+{%- set incremental_window %}
+last_received_at > (
+        select coalesce(max(last_received_at), cast('-infinity' as timestamp with time zone))
+            - interval '{{ var("incremental_lookback_hours") | int }} hours'
+        from {{ this }}
+    )
+{%- endset %}
+{%- endif %}
 
 with
 
 event_identifiers as (
 
-    {{ usable_event_identifiers() }}
-
-),
-
-identity_hubs as (
-
-    select node_key from {{ ref('int_identity_hubs') }}
+    {{ event_identifiers(where=incremental_window) }}
 
 ),
 
 final as (
 
-    select
-        event_identifiers.event_id,
-        event_identifiers.kafka_topic,
-        event_identifiers.channel,
-        event_identifiers.occurred_at,
-        event_identifiers.identifier_type,
-        event_identifiers.identifier_value,
-        event_identifiers.node_key
-
-    from event_identifiers
-    left join identity_hubs
-        on event_identifiers.node_key = identity_hubs.node_key
-    where identity_hubs.node_key is null
+    select * from event_identifiers
 
 )
 

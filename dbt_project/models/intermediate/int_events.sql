@@ -1,8 +1,43 @@
--- Every staged event of the five topics with its person. All usable
--- identifiers of an event are in one component (they are connected by the
--- event itself), so any of them gives the person; min() just picks one.
+-- Every staged event of the five topics with its person: the person of its
+-- strongest attributed identifier (var identity_priority). Identifiers that
+-- are placeholders or shared belong to nobody, so an event carried by a
+-- family tablet and a customer_id belongs to the customer; an event whose
+-- identifiers are all nobody's has no person.
+-- Incremental: the events landed after the watermark, and every event
+-- carrying an identifier whose person changed in an identity run after the
+-- watermark (retroactive stitching: the anonymous events of a person who
+-- logs in later move to that person), are recomputed.
+
+{{ config(
+    materialized='incremental',
+    incremental_strategy='delete+insert',
+    unique_key='event_id',
+    on_schema_change='append_new_columns',
+    post_hook="{{ save_incremental_state(staged_event_models()) }}"
+) }}
+
+-- depends_on: {{ ref('int_identity_history') }}
 
 with
+
+{% if is_incremental() %}
+scope as (
+
+    {{ union_staged_events(['event_id'], 'last_received_at > ' ~ received_watermark()) }}
+
+    union
+
+    select event_identifiers.event_id
+    from {{ ref('int_event_identifiers') }} as event_identifiers
+    inner join (
+        select distinct node_key
+        from {{ ref('int_identity_history') }}
+        where identity_run > {{ identity_run_watermark() }}
+    ) as changed_nodes
+        on event_identifiers.node_key = changed_nodes.node_key
+
+),
+{% endif %}
 
 events as (
 
@@ -26,14 +61,17 @@ event_persons as (
 
     select
         event_identifiers.event_id,
-        event_identifiers.kafka_topic,
-        min(identity_components.person_id) as person_id,
-        count(distinct event_identifiers.node_key) as n_usable_identifiers
+        {{ arg_min_by('identity_components.person_id', ['identity_components.identifier_priority']) }} as person_id,
+        {{ arg_min_by('identity_components.identifier_type', ['identity_components.identifier_priority']) }} as attributed_by,
+        count(*) as n_usable_identifiers
 
     from event_identifiers
     inner join identity_components
         on event_identifiers.node_key = identity_components.node_key
-    group by event_identifiers.event_id, event_identifiers.kafka_topic
+    {%- if is_incremental() %}
+    where event_identifiers.event_id in (select event_id from scope)
+    {%- endif %}
+    group by event_identifiers.event_id
 
 ),
 
@@ -42,6 +80,7 @@ final as (
     select
         events.event_id,
         event_persons.person_id,
+        event_persons.attributed_by,
         events.event_type,
         events.channel,
         events.occurred_at,
@@ -55,12 +94,15 @@ final as (
         events.kafka_partition,
         events.kafka_offset,
         events.received_at,
+        events.last_received_at,
         events.n_deliveries
 
     from events
     left join event_persons
         on events.event_id = event_persons.event_id
-        and events.kafka_topic = event_persons.kafka_topic
+    {%- if is_incremental() %}
+    where events.event_id in (select event_id from scope)
+    {%- endif %}
 
 )
 

@@ -1,12 +1,47 @@
--- Connected components of the identity graph: one row per node with the
--- person it belongs to, via a portable recursive CTE. Every node starts as
--- a label of itself; a label spreads along edges to nodes with a larger key
--- only (the smallest node of a component still reaches all of it, and
--- nothing spreads upward past it). UNION (set semantics) stops the
--- recursion once no new (label, node) pair appears. A node's component key
--- is the smallest label that reached it = the component's smallest node key.
+-- The current person of every attributed identifier: the latest row of each
+-- identifier in int_identity_history, when it names a person. Placeholders
+-- (int_identity_nodes.is_blocklisted) and shared identifiers
+-- (int_identity_shared_identifiers) are nobody's and are not here.
+-- Incremental (strategy replace_partitions, one partition per identifier):
+-- the identifiers with a history row after the watermark are rewritten (or
+-- removed when they became nobody's).
 
-with recursive
+{#- on_schema_change ignore: the batch's _tombstone column is not one of the table -#}
+{{ config(
+    materialized='incremental',
+    incremental_strategy='replace_partitions',
+    unique_key='node_key',
+    on_schema_change='ignore',
+    post_hook="{{ save_incremental_state('int_identity_nodes') }}"
+) }}
+
+with
+
+history as (
+
+    select * from {{ ref('int_identity_history') }}
+    {%- if is_incremental() %}
+    where node_key in (
+        select node_key from {{ ref('int_identity_history') }}
+        where identity_run > {{ identity_run_watermark() }}
+    )
+    {%- endif %}
+
+),
+
+latest as (
+
+    select node_key, person_id
+    from (
+        select
+            node_key,
+            {{ latest_value_by('person_id', ['identity_run']) }} as person_id
+        from history
+        group by node_key
+    ) as current_state
+    where person_id is not null
+
+),
 
 nodes as (
 
@@ -14,58 +49,29 @@ nodes as (
 
 ),
 
-edges as (
-
-    select node_key_a as from_node_key, node_key_b as to_node_key
-    from {{ ref('int_identity_edges') }}
-
-    union
-
-    select node_key_b as from_node_key, node_key_a as to_node_key
-    from {{ ref('int_identity_edges') }}
-
-),
-
-labels (label_node_key, node_key) as (
-
-    select node_key as label_node_key, node_key
-    from nodes
-
-    union
-
-    select
-        labels.label_node_key,
-        edges.to_node_key as node_key
-    from labels
-    inner join edges
-        on labels.node_key = edges.from_node_key
-    where edges.to_node_key > labels.label_node_key
-
-),
-
-components as (
-
-    select
-        node_key,
-        min(label_node_key) as component_key
-
-    from labels
-    group by node_key
-
-),
-
 final as (
 
     select
-        nodes.node_key,
+        latest.node_key,
         nodes.identifier_type,
         nodes.identifier_value,
-        components.component_key,
-        {{ person_id_from_key('components.component_key') }} as person_id
+        nodes.identifier_priority,
+        latest.person_id
+        {%- if is_incremental() %},
+        false as _tombstone
+        {%- endif %}
 
-    from nodes
-    inner join components
-        on nodes.node_key = components.node_key
+    from latest
+    inner join nodes
+        on latest.node_key = nodes.node_key
+
+    {%- if is_incremental() %}
+
+    union all
+
+    select distinct node_key, null, null, null, null, true
+    from history
+    {%- endif %}
 
 )
 

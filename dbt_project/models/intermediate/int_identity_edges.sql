@@ -1,49 +1,112 @@
--- Identity-graph edges: identifiers co-occurring in one event (any topic,
--- identity.linked included) are connected. Per event, a star from its
--- smallest node key to each of its other node keys is enough for
--- connectivity. One row per undirected pair (node_key_a < node_key_b).
+-- Identity-graph edges: two identifiers are connected when they occur in
+-- one event (any topic; identity.linked is the explicit case). Every pair
+-- of an event's identifiers is an edge (an event carries at most six), so
+-- the edges are the real co-occurrences that int_identity_shared_identifiers
+-- counts. Placeholders (int_identity_nodes.is_blocklisted) form no edge.
+-- One row per undirected pair, node_key_a < node_key_b.
+-- Incremental: pairs occurring in newly landed events are recomputed from
+-- every event that links them.
+
+{{ config(
+    materialized='incremental',
+    incremental_strategy='delete+insert',
+    unique_key='edge_id',
+    on_schema_change='append_new_columns'
+) }}
 
 with
 
-event_nodes as (
+usable_nodes as (
+
+    select node_key from {{ ref('int_identity_nodes') }}
+    where not is_blocklisted
+
+),
+
+event_identifiers as (
+
+    select
+        event_identifiers.event_id,
+        event_identifiers.channel,
+        event_identifiers.occurred_at,
+        event_identifiers.last_received_at,
+        event_identifiers.node_key,
+        event_identifiers.identifier_type,
+        event_identifiers.identifier_priority
+
+    from {{ ref('int_event_identifiers') }} as event_identifiers
+    inner join usable_nodes
+        on event_identifiers.node_key = usable_nodes.node_key
+
+),
+
+{% if is_incremental() %}
+new_pairs as (
 
     select distinct
-        event_id,
-        kafka_topic,
-        channel,
-        occurred_at,
-        node_key
+        a.node_key as node_key_a,
+        b.node_key as node_key_b
 
-    from {{ ref('int_event_identifiers') }}
-
-),
-
-event_anchors as (
-
-    select
-        event_id,
-        kafka_topic,
-        min(node_key) as anchor_node_key
-
-    from event_nodes
-    group by event_id, kafka_topic
+    from event_identifiers as a
+    inner join event_identifiers as b
+        on a.event_id = b.event_id
+        and a.node_key < b.node_key
+    where a.last_received_at > (
+        select coalesce(max(last_received_at), cast('-infinity' as timestamp with time zone))
+            - interval '{{ var("incremental_lookback_hours") | int }} hours'
+        from {{ this }}
+    )
 
 ),
 
-star as (
+candidate_events as (
+
+    select distinct event_identifiers.event_id
+    from event_identifiers
+    inner join (select distinct node_key_a from new_pairs) as touched
+        on event_identifiers.node_key = touched.node_key_a
+
+),
+
+scoped_identifiers as (
+
+    select event_identifiers.*
+    from event_identifiers
+    inner join candidate_events
+        on event_identifiers.event_id = candidate_events.event_id
+
+),
+{% else %}
+scoped_identifiers as (
+
+    select * from event_identifiers
+
+),
+{% endif %}
+
+pairs as (
 
     select
-        event_anchors.anchor_node_key as node_key_a,
-        event_nodes.node_key as node_key_b,
-        event_nodes.event_id,
-        event_nodes.channel,
-        event_nodes.occurred_at
+        a.node_key as node_key_a,
+        b.node_key as node_key_b,
+        a.identifier_type as identifier_type_a,
+        b.identifier_type as identifier_type_b,
+        a.identifier_priority as identifier_priority_a,
+        b.identifier_priority as identifier_priority_b,
+        a.event_id,
+        a.channel,
+        a.occurred_at,
+        a.last_received_at
 
-    from event_nodes
-    inner join event_anchors
-        on event_nodes.event_id = event_anchors.event_id
-        and event_nodes.kafka_topic = event_anchors.kafka_topic
-    where event_nodes.node_key <> event_anchors.anchor_node_key
+    from scoped_identifiers as a
+    inner join scoped_identifiers as b
+        on a.event_id = b.event_id
+        and a.node_key < b.node_key
+    {%- if is_incremental() %}
+    inner join new_pairs
+        on a.node_key = new_pairs.node_key_a
+        and b.node_key = new_pairs.node_key_b
+    {%- endif %}
 
 ),
 
@@ -53,13 +116,23 @@ final as (
         {{ dbt.hash(dbt.concat(['node_key_a', "'|'", 'node_key_b'])) }} as edge_id,
         node_key_a,
         node_key_b,
+        identifier_type_a,
+        identifier_type_b,
+        identifier_priority_a,
+        identifier_priority_b,
         min(occurred_at) as first_linked_at,
+        {{ arg_min_by('event_id', ['occurred_at', 'event_id']) }} as first_event_id,
         max(occurred_at) as last_linked_at,
-        count(distinct event_id) as n_events,
-        {{ dbt.bool_or("channel = 'identity'") }} as is_explicit_link
+        {{ arg_max_by('event_id', ['last_received_at', 'occurred_at', 'event_id']) }} as latest_event_id,
+        {{ arg_max_by('occurred_at', ['last_received_at', 'occurred_at', 'event_id']) }} as latest_event_at,
+        count(*) as n_events,
+        {{ dbt.bool_or("channel = 'identity'") }} as is_explicit_link,
+        max(last_received_at) as last_received_at
 
-    from star
-    group by node_key_a, node_key_b
+    from pairs
+    group by
+        node_key_a, node_key_b, identifier_type_a, identifier_type_b,
+        identifier_priority_a, identifier_priority_b
 
 )
 

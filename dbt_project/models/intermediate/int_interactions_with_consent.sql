@@ -1,8 +1,12 @@
 -- Every social / email / mobile interaction with its person, whether it is
--- a marketing send, the consent scope it is checked against, and the
--- marketing consent row in force at its occurred_at (if any). Consent
--- history rows of one person/purpose/scope are disjoint half-open
--- intervals, so at most one row matches an instant.
+-- a marketing send, the consent scope it is checked against, the marketing
+-- consent row in force at its occurred_at (if any) and the sentiment of its
+-- text (social events scored by the pipeline). Consent history rows of one
+-- person/purpose/scope are disjoint half-open intervals, so at most one row
+-- matches an instant. A view: fct_interactions, consent_audit and
+-- int_person_channel_activity select from it only the events they rebuild.
+
+{{ config(materialized='view') }}
 
 with
 
@@ -31,9 +35,15 @@ mobile_events as (
 
 ),
 
+sentiment as (
+
+    select * from {{ source('sentiment', 'social_sentiment') }}
+
+),
+
 marketing_consent as (
 
-    select * from {{ ref('int_consent_history') }}
+    select * from {{ ref('int_consent_intervals') }}
     where purpose = 'marketing'
 
 ),
@@ -49,6 +59,7 @@ enriched as (
         events.source,
         events.kafka_topic,
         events.n_usable_identifiers,
+        events.last_received_at,
         email_events.campaign_id,
         coalesce(social_events.is_brand_sent, false) as is_brand_sent,
         social_events.platform,
@@ -56,19 +67,21 @@ enriched as (
         social_events.lang,
         mobile_events.amount,
         mobile_events.currency,
+        sentiment.score as sentiment_score,
+        sentiment.label as sentiment_label,
+        sentiment.scored_at as sentiment_scored_at,
         {{ is_marketing_send('events.event_type', 'social_events.is_brand_sent') }} as is_marketing_send,
         {{ consent_scope_for_channel('events.channel') }} as consent_scope
 
     from events
     left join social_events
         on events.event_id = social_events.event_id
-        and events.kafka_topic = social_events.kafka_topic
     left join email_events
         on events.event_id = email_events.event_id
-        and events.kafka_topic = email_events.kafka_topic
     left join mobile_events
         on events.event_id = mobile_events.event_id
-        and events.kafka_topic = mobile_events.kafka_topic
+    left join sentiment
+        on events.event_id = sentiment.event_id
 
 ),
 
@@ -101,6 +114,7 @@ final as (
         source,
         kafka_topic,
         n_usable_identifiers,
+        last_received_at,
         campaign_id,
         is_brand_sent,
         platform,
@@ -108,6 +122,9 @@ final as (
         lang,
         amount,
         currency,
+        sentiment_score,
+        sentiment_label,
+        sentiment_scored_at,
         is_marketing_send,
         consent_scope,
         consent_purpose,

@@ -1,11 +1,12 @@
--- Engagement per person and interaction channel.
+-- Engagement per person and interaction channel (social, email, mobile),
+-- from the incrementally maintained int_person_channel_activity.
 
 with
 
-interactions as (
+activity as (
 
-    select * from {{ ref('int_interactions_with_consent') }}
-    where person_id is not null
+    select * from {{ ref('int_person_channel_activity') }}
+    where channel in ('social', 'email', 'mobile')
 
 ),
 
@@ -14,17 +15,24 @@ final as (
     select
         person_id,
         channel,
-        count(*) as interactions,
-        min(occurred_at) as first_interaction_at,
-        max(occurred_at) as last_interaction_at,
-        count(case when is_marketing_send then 1 end) as marketing_sends,
-        count(case when is_marketing_send and not consent_in_force then 1 end) as marketing_sends_without_consent,
-        count(case when event_type = 'email.opened' then 1 end) as email_opens,
-        count(case when event_type = 'email.clicked' then 1 end) as email_clicks,
-        count(case when event_type = 'mobile.push_opened' then 1 end) as push_opens
+        n_events as interactions,
+        first_event_at as first_interaction_at,
+        last_event_at as last_interaction_at,
+        marketing_sends,
+        marketing_sends_without_consent,
+        email_opens,
+        email_clicks,
+        push_opens,
+        purchases,
+        revenue,
+        engagement_score,
+        social_messages,
+        scored_social_messages,
+        case when scored_social_messages > 0 then cast(sentiment_score_sum as double) / scored_social_messages end as avg_sentiment_score,
+        latest_sentiment_score,
+        latest_sentiment_label
 
-    from interactions
-    group by person_id, channel
+    from activity
 
 )
 

@@ -3,13 +3,44 @@
 -- social.direct_message (scope social). consent_ok is false when no grant
 -- was in force at occurred_at, including when there was no consent event
 -- at all before the send, or the send cannot be attributed to a person.
+-- Incremental like fct_interactions (same scope rule, its own watermark).
+
+{{ config(
+    materialized='incremental',
+    incremental_strategy='delete+insert',
+    unique_key='event_id',
+    on_schema_change='append_new_columns',
+    post_hook="{{ save_incremental_state('int_events', sentiment=true) }}"
+) }}
+
+-- depends_on: {{ ref('int_identity_history') }}
+-- depends_on: {{ ref('int_events') }}
+-- depends_on: {{ source('sentiment', 'social_sentiment') }}
 
 with
 
+{% if is_incremental() %}
+changed_persons as (
+
+    {{ changed_persons(channels=['consent']) }}
+
+),
+
+scope as (
+
+    {{ interaction_scope() }}
+
+),
+{% endif %}
+
 marketing_sends as (
 
-    select * from {{ ref('int_interactions_with_consent') }}
+    -- the interactions as judged by fct_interactions (built just before, incrementally)
+    select * from {{ ref('fct_interactions') }}
     where is_marketing_send
+    {%- if is_incremental() %}
+        and event_id in (select event_id from scope)
+    {%- endif %}
 
 ),
 

@@ -1,90 +1,28 @@
--- One row per person (connected component of the identity graph): activity
--- across channels, value, lifecycle stage and current marketing consent.
--- No identifier values, only counts and flags.
+-- One row per person (identifiers resolved by the identity graph): activity
+-- across channels, engagement, value (purchases, revenue, RFM), social
+-- sentiment, lifecycle stage and current consent per purpose and scope.
+-- No identifier values, only counts, flags and scores. A table rebuilt each
+-- run from the incrementally maintained int_person_profile (one row per
+-- person), so what depends on the evaluation instant (recency, lapsed,
+-- current consent) or on everybody (RFM scores) is never stale.
+-- Evaluation instant: var as_of (default: build time).
 
 {%- set interaction_channels = ['social', 'email', 'mobile'] %}
+{%- set consent_columns = [] %}
+{%- for purpose in var('consent_purposes') %}{% for scope in var('consent_scopes') %}{% do consent_columns.append((purpose, scope)) %}{% endfor %}{% endfor %}
 
 with
 
-identity_components as (
+profiles as (
 
-    select * from {{ ref('int_identity_components') }}
-
-),
-
-events as (
-
-    select * from {{ ref('int_events') }}
-    where person_id is not null
+    select * from {{ ref('int_person_profile') }}
 
 ),
 
-interactions as (
-
-    select * from {{ ref('int_interactions_with_consent') }}
-    where person_id is not null
-
-),
-
-current_marketing_consent as (
+current_consent as (
 
     select * from {{ ref('int_consent_history') }}
-    where purpose = 'marketing'
-        and is_current
-
-),
-
-persons as (
-
-    select
-        person_id,
-        count(*) as n_identifiers,
-        {{ dbt.bool_or("identifier_type = 'customer_id'") }} as has_customer_id
-
-    from identity_components
-    group by person_id
-
-),
-
-activity as (
-
-    select
-        person_id,
-        min(occurred_at) as first_seen_at,
-        max(occurred_at) as last_seen_at,
-        count(*) as n_events
-
-    from events
-    group by person_id
-
-),
-
-interaction_counts as (
-
-    select
-        person_id,
-        {% for channel in interaction_channels -%}
-        count(case when channel = '{{ channel }}' then 1 end) as {{ channel }}_interactions,
-        {% endfor -%}
-        count(case when event_type = 'mobile.purchase' then 1 end) as purchases,
-        coalesce(sum(case when event_type = 'mobile.purchase' then amount end), 0) as revenue,
-        count(case when is_marketing_send then 1 end) as marketing_sends,
-        count(case when is_marketing_send and not consent_in_force then 1 end) as marketing_sends_without_consent
-
-    from interactions
-    group by person_id
-
-),
-
-channels_used as (
-
-    select
-        person_id,
-        {{ dbt.listagg('channel', "','", 'order by channel') }} as channels_used,
-        count(*) as n_channels
-
-    from (select distinct person_id, channel from interactions) as person_channels
-    group by person_id
+    where is_current
 
 ),
 
@@ -92,54 +30,110 @@ consent_pivoted as (
 
     select
         person_id,
-        {% for scope in var('consent_scopes') -%}
-        max(case when scope = '{{ scope }}' then status end) as consent_{{ scope }}
+        {% for purpose, scope in consent_columns -%}
+        max(case when purpose = '{{ purpose }}' and scope = '{{ scope }}' then status end) as consent_{{ purpose }}_{{ scope }}
         {%- if not loop.last %},{% endif %}
         {% endfor %}
 
-    from current_marketing_consent
+    from current_consent
     group by person_id
+
+),
+
+-- RFM scores 1-5 among people with a purchase (ties share a score): recent, frequent, big spenders score 5
+rfm as (
+
+    select
+        person_id,
+        cast(ceil(5 * cume_dist() over (order by last_purchase_at)) as integer) as rfm_recency_score,
+        cast(ceil(5 * cume_dist() over (order by purchases)) as integer) as rfm_frequency_score,
+        cast(ceil(5 * cume_dist() over (order by revenue)) as integer) as rfm_monetary_score
+
+    from profiles
+    where purchases > 0
+
+),
+
+valued as (
+
+    select
+        profiles.*,
+        {{ evaluation_instant() }} as evaluated_at,
+        profiles.purchases > 0 or profiles.has_customer_id as is_customer,
+        rfm.rfm_recency_score,
+        rfm.rfm_frequency_score,
+        rfm.rfm_monetary_score
+
+    from profiles
+    left join rfm
+        on profiles.person_id = rfm.person_id
 
 ),
 
 final as (
 
     select
-        persons.person_id,
-        activity.first_seen_at,
-        activity.last_seen_at,
-        {{ dbt.datediff('activity.first_seen_at', 'activity.last_seen_at', 'day') }} as tenure_days,
-        activity.n_events,
-        channels_used.channels_used,
-        coalesce(channels_used.n_channels, 0) as n_channels,
-        coalesce(channels_used.n_channels, 0) > 1 as is_multichannel,
+        valued.person_id,
+        valued.first_seen_at,
+        valued.last_seen_at,
+        {{ dbt.datediff('valued.first_seen_at', 'valued.last_seen_at', 'day') }} as tenure_days,
+        valued.n_events,
+        valued.channels_used,
+        valued.n_channels,
+        valued.n_channels > 1 as is_multichannel,
         {% for channel in interaction_channels -%}
-        coalesce(interaction_counts.{{ channel }}_interactions, 0) as {{ channel }}_interactions,
+        valued.{{ channel }}_interactions,
+        valued.first_{{ channel }}_interaction_at,
+        valued.last_{{ channel }}_interaction_at,
+        valued.{{ channel }}_engagement_score,
         {% endfor -%}
-        persons.n_identifiers,
-        persons.has_customer_id,
-        coalesce(interaction_counts.purchases, 0) as purchases,
-        coalesce(interaction_counts.revenue, 0) as revenue,
+        valued.n_identifiers,
+        valued.has_customer_id,
+        valued.purchases,
+        valued.revenue,
+        valued.first_purchase_at,
+        valued.last_purchase_at,
+        {{ dbt.datediff('valued.last_purchase_at', 'valued.evaluated_at', 'day') }} as days_since_last_purchase,
+        valued.rfm_recency_score,
+        valued.rfm_frequency_score,
+        valued.rfm_monetary_score,
         case
-            when persons.has_customer_id or coalesce(interaction_counts.purchases, 0) > 0 then 'customer'
-            else 'prospect'
+            when valued.rfm_recency_score is null then 'no_purchase'
+            when valued.rfm_recency_score >= 4 and valued.rfm_frequency_score >= 4 then 'champion'
+            when valued.rfm_recency_score >= 3 and valued.rfm_frequency_score >= 3 then 'loyal'
+            when valued.rfm_recency_score >= 4 then 'new'
+            when valued.rfm_recency_score <= 2 and valued.rfm_frequency_score >= 3 then 'at_risk'
+            when valued.rfm_recency_score <= 2 then 'hibernating'
+            else 'potential'
+        end as rfm_segment,
+        case
+            when valued.is_customer
+                and coalesce(valued.last_purchase_at, valued.last_seen_at)
+                    < valued.evaluated_at - interval '{{ var("lapsed_after_days") | int }} days'
+                then 'lapsed'
+            when valued.is_customer then 'customer'
+            when valued.has_contactable_identifier then 'prospect'
+            else 'anonymous'
         end as lifecycle_stage,
-        coalesce(interaction_counts.marketing_sends, 0) as marketing_sends,
-        coalesce(interaction_counts.marketing_sends_without_consent, 0) as marketing_sends_without_consent,
+        valued.marketing_sends,
+        valued.marketing_sends_without_consent,
+        valued.social_mentions,
+        valued.scored_social_mentions,
+        valued.avg_sentiment_score,
+        valued.latest_sentiment_score,
+        valued.latest_sentiment_label,
+        valued.latest_sentiment_at,
         {% for scope in var('consent_scopes') -%}
-        coalesce(consent_pivoted.consent_{{ scope }}, 'unknown') as consent_{{ scope }}
+        coalesce(consent_pivoted.consent_marketing_{{ scope }}, 'unknown') as consent_{{ scope }},
+        {% endfor -%}
+        {% for purpose, scope in consent_columns -%}
+        coalesce(consent_pivoted.consent_{{ purpose }}_{{ scope }}, 'unknown') as consent_{{ purpose }}_{{ scope }}
         {%- if not loop.last %},{% endif %}
         {% endfor %}
 
-    from persons
-    left join activity
-        on persons.person_id = activity.person_id
-    left join interaction_counts
-        on persons.person_id = interaction_counts.person_id
-    left join channels_used
-        on persons.person_id = channels_used.person_id
+    from valued
     left join consent_pivoted
-        on persons.person_id = consent_pivoted.person_id
+        on valued.person_id = consent_pivoted.person_id
 
 )
 

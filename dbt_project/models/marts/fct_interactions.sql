@@ -1,12 +1,45 @@
 -- Every social / email / mobile interaction (not consent / identity
--- events), one row per event_id, with its person and whether marketing
--- consent for the channel's scope was in force at that instant.
+-- events), one row per event_id, with its person, whether marketing consent
+-- for the channel's scope was in force at that instant, and the sentiment of
+-- its text. Incremental (delete+insert on event_id): new interactions and
+-- every interaction of a person whose consent or identity changed
+-- (macros/incremental/interaction_scope.sql) are rebuilt; the result is the
+-- same as a full refresh.
+
+{{ config(
+    materialized='incremental',
+    incremental_strategy='delete+insert',
+    unique_key='event_id',
+    on_schema_change='append_new_columns',
+    post_hook="{{ save_incremental_state('int_events', sentiment=true) }}"
+) }}
+
+-- depends_on: {{ ref('int_identity_history') }}
+-- depends_on: {{ ref('int_events') }}
+-- depends_on: {{ source('sentiment', 'social_sentiment') }}
 
 with
+
+{% if is_incremental() %}
+changed_persons as (
+
+    {{ changed_persons(channels=['consent']) }}
+
+),
+
+scope as (
+
+    {{ interaction_scope() }}
+
+),
+{% endif %}
 
 interactions as (
 
     select * from {{ ref('int_interactions_with_consent') }}
+    {%- if is_incremental() %}
+    where event_id in (select event_id from scope)
+    {%- endif %}
 
 ),
 
@@ -25,12 +58,16 @@ final as (
         is_brand_sent,
         amount,
         currency,
+        sentiment_score,
+        sentiment_label,
         is_marketing_send,
         consent_scope,
         consent_purpose,
         consent_in_force,
         consent_status,
-        consent_event_id
+        consent_event_id,
+        consent_valid_from,
+        consent_valid_to
 
     from interactions
 

@@ -27,6 +27,8 @@ final as (
 
     from current_marketing_consent
     where status = 'granted'
+        -- nobody erased or suppressed (their identifiers came back after an erasure)
+        and person_id not in (select person_id from {{ ref('int_suppressed_persons') }})
 
 )
 

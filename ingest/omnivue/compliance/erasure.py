@@ -152,7 +152,7 @@ def _classify(column: str) -> str | None:
         return "person"
     if n == "event_id" or n.endswith("_event_id"):
         return "event"
-    if n in IDENTIFIER_TYPES or n == "identifier_value":
+    if n in IDENTIFIER_TYPES or n.endswith("identifier_value"):
         return "value"
     if "node_key" in n or n == "component_key":
         return "node"

@@ -7,7 +7,7 @@ landed event with one of theirs (transitively) that identity_map does not
 know yet. An identifier identity_map gives to somebody else is never
 followed (the graph decided it is another person: their data stays), nor are
 placeholder values (dbt var ``identity_blocklist``) and hubs
-(``int_identity_hubs`` when it exists); a resolution that grows past
+(``int_identity_shared_identifiers`` when it exists); a resolution that grows past
 ``max_identifiers`` is refused rather than erasing half the warehouse.
 
 A request can name its identifier by value (the CLI) or by keyed hash only
@@ -108,9 +108,9 @@ def is_placeholder(ident: Identifier) -> bool:
 
 
 def _hubs(con: duckdb.DuckDBPyConnection) -> set[str]:
-    if not table_exists(con, "int_identity_hubs"):
+    if not table_exists(con, "int_identity_shared_identifiers"):
         return set()
-    return {k for (k,) in con.execute("select node_key from int_identity_hubs").fetchall()}
+    return {k for (k,) in con.execute("select node_key from int_identity_shared_identifiers").fetchall()}
 
 
 def _values_for_hash(con: duckdb.DuckDBPyConnection, key: str, seed: Seed) -> set[Identifier]:
@@ -158,7 +158,7 @@ def resolve_subject(con: duckdb.DuckDBPyConnection, key: str, seeds: list[Seed],
     hubs = _hubs(con)
     for ident in values:
         if ident.node_key in hubs:
-            raise ComplianceError(f"the {ident.type} given is an identity hub (int_identity_hubs) shared by many "
+            raise ComplianceError(f"the {ident.type} given is an identity hub (int_identity_shared_identifiers) shared by many "
                                   "people: refusing to resolve it to a person")
     has_map = table_exists(con, "identity_map")
     has_landed = table_exists(con, "landed_events")

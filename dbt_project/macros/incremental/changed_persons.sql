@@ -1,0 +1,47 @@
+{#-
+    SQL selecting the person ids whose rows an incremental model must
+    recompute (docs/identity.md, "Incremental"), from the model's watermarks
+    (macros/incremental/incremental_state.sql):
+    - the persons of events landed after the landing watermark, of the given
+      channels (none = every channel);
+    - both sides of every person change logged by identity runs after the
+      model's identity watermark (merges, splits, new and dropped
+      identifiers): retroactive stitching reaches every earlier event of a
+      merged person;
+    - with sentiment=true, the persons of social events scored after the
+      sentiment watermark.
+-#}
+{% macro changed_persons(channels=none, sentiment=false) -%}
+    select person_id
+    from {{ ref('int_events') }}
+    where last_received_at > {{ received_watermark() }}
+        and person_id is not null
+        {%- if channels %}
+        and channel in ({{ sql_literal_list(channels) }})
+        {%- endif %}
+
+    union
+
+    select person_id
+    from {{ ref('int_identity_history') }}
+    where identity_run > {{ identity_run_watermark() }}
+        and person_id is not null
+
+    union
+
+    select previous_person_id as person_id
+    from {{ ref('int_identity_history') }}
+    where identity_run > {{ identity_run_watermark() }}
+        and previous_person_id is not null
+    {%- if sentiment %}
+
+    union
+
+    select events.person_id
+    from {{ source('sentiment', 'social_sentiment') }} as sentiment
+    inner join {{ ref('int_events') }} as events
+        on sentiment.event_id = events.event_id
+    where sentiment.scored_at > {{ scored_watermark() }}
+        and events.person_id is not null
+    {%- endif %}
+{%- endmacro %}

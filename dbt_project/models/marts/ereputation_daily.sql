@@ -1,0 +1,178 @@
+-- E-reputation per day (UTC), platform and language: public social posts
+-- about the brand (social.mention and social.comment, never the brand's
+-- own messages) with their sentiment (source social_sentiment, scored by
+-- the pipeline), the share of negative posts, net sentiment, the most
+-- negative posts, and who wrote them: known customers, prospects, or
+-- unknown people (no customer_id and no email among their identifiers,
+-- e.g. social-only handles).
+
+{%- set top_n = 3 %}
+
+with
+
+interactions as (
+
+    select * from {{ ref('fct_interactions') }}
+    where event_type in ('social.mention', 'social.comment')
+        and not is_brand_sent
+
+),
+
+sentiment as (
+
+    select * from {{ source('sentiment', 'social_sentiment') }}
+
+),
+
+social_texts as (
+
+    select event_id, text from {{ ref('stg_landing__social_events') }}
+
+),
+
+customers as (
+
+    select * from {{ ref('customer_360') }}
+
+),
+
+identity_map as (
+
+    select * from {{ ref('identity_map') }}
+
+),
+
+known_contacts as (
+
+    select
+        person_id,
+        {{ dbt.bool_or("identifier_type in ('customer_id', 'email')") }} as has_known_contact
+
+    from identity_map
+    group by person_id
+
+),
+
+audiences as (
+
+    select
+        customers.person_id,
+        case
+            when not coalesce(known_contacts.has_known_contact, false) then 'unknown'
+            when customers.lifecycle_stage in ('customer', 'lapsed') then 'customer'
+            else 'prospect'
+        end as audience
+
+    from customers
+    left join known_contacts
+        on customers.person_id = known_contacts.person_id
+
+),
+
+posts as (
+
+    select
+        interactions.event_id,
+        interactions.person_id,
+        -- the UTC calendar day, whatever the session's time zone
+        cast((interactions.occurred_at at time zone 'UTC') as date) as mention_date,
+        coalesce(interactions.platform, interactions.source, 'unknown') as platform,
+        coalesce(sentiment.lang, interactions.lang, 'unknown') as lang,
+        sentiment.score,
+        sentiment.label,
+        social_texts.text,
+        coalesce(audiences.audience, 'unknown') as audience
+
+    from interactions
+    inner join sentiment
+        on interactions.event_id = sentiment.event_id
+    left join social_texts
+        on interactions.event_id = social_texts.event_id
+    left join audiences
+        on interactions.person_id = audiences.person_id
+
+),
+
+ranked_negative as (
+
+    select
+        posts.*,
+        row_number() over (
+            partition by mention_date, platform, lang
+            order by score, event_id
+        ) as negative_rank
+
+    from posts
+    where label = 'negative'
+
+),
+
+top_negative as (
+
+    select
+        mention_date,
+        platform,
+        lang,
+        {{ dbt.listagg('event_id', "','", 'order by negative_rank') }} as top_negative_event_ids,
+        {{ dbt.listagg("coalesce(replace(text, ' | ', ' / '), '')", "' | '", 'order by negative_rank') }}
+            as top_negative_posts
+
+    from ranked_negative
+    where negative_rank <= {{ top_n }}
+    group by mention_date, platform, lang
+
+),
+
+daily as (
+
+    select
+        mention_date,
+        platform,
+        lang,
+        count(*) as mentions,
+        count(case when label = 'negative' then 1 end) as negative_mentions,
+        count(case when label = 'neutral' then 1 end) as neutral_mentions,
+        count(case when label = 'positive' then 1 end) as positive_mentions,
+        avg(score) as avg_score,
+        min(score) as min_score,
+        count(distinct person_id) as people,
+        count(case when audience = 'customer' then 1 end) as mentions_by_customers,
+        count(case when audience = 'prospect' then 1 end) as mentions_by_prospects,
+        count(case when audience = 'unknown' then 1 end) as mentions_by_unknown
+
+    from posts
+    group by mention_date, platform, lang
+
+),
+
+final as (
+
+    select
+        daily.mention_date,
+        daily.platform,
+        daily.lang,
+        daily.mentions,
+        daily.negative_mentions,
+        daily.neutral_mentions,
+        daily.positive_mentions,
+        cast(daily.negative_mentions as double precision) / daily.mentions as share_negative,
+        cast(daily.positive_mentions as double precision) / daily.mentions as share_positive,
+        (cast(daily.positive_mentions as double precision) - daily.negative_mentions) / daily.mentions as net_sentiment,
+        daily.avg_score,
+        daily.min_score,
+        top_negative.top_negative_event_ids,
+        top_negative.top_negative_posts,
+        daily.people,
+        daily.mentions_by_customers,
+        daily.mentions_by_prospects,
+        daily.mentions_by_unknown
+
+    from daily
+    left join top_negative
+        on daily.mention_date = top_negative.mention_date
+        and daily.platform = top_negative.platform
+        and daily.lang = top_negative.lang
+
+)
+
+select * from final
