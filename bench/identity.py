@@ -76,22 +76,10 @@ def score_sentiment(warehouse: Path) -> None:
 
 
 def pairwise(mine: dict[str, str], truth: dict[str, str]) -> tuple[float, float, int]:
-    from collections import defaultdict
+    from omnivue.reference import pairwise_scores, same_person_pairs
 
-    def pairs(mapping: dict[str, str]) -> set[tuple[str, str]]:
-        groups: dict[str, list[str]] = defaultdict(list)
-        for k, g in mapping.items():
-            groups[g].append(k)
-        out = set()
-        for members in groups.values():
-            members.sort()
-            out.update((a, b) for i, a in enumerate(members) for b in members[i + 1:])
-        return out
-
-    predicted = pairs({k: mine[k] for k in set(mine) & set(truth)})
-    actual = pairs(truth)
-    hits = len(predicted & actual)
-    return (hits / len(predicted) if predicted else 1.0, hits / len(actual) if actual else 1.0, len(actual))
+    precision, recall = pairwise_scores(mine, truth)
+    return precision, recall, len(same_person_pairs(truth))
 
 
 def accuracy_and_incremental(people: int, work: Path) -> dict:

@@ -6,6 +6,7 @@ from collections import defaultdict
 from pathlib import Path
 
 import duckdb
+from omnivue.reference import pairwise_scores, same_person_pairs  # noqa: F401  (re-exported for the tests)
 
 
 def query(path: Path, sql: str, params: list | None = None) -> list[tuple]:
@@ -102,26 +103,3 @@ def snapshot(warehouse: Path, models=COMPARED_MODELS) -> dict[str, list]:
         con.close()
 
 
-def same_person_pairs(mapping: dict[str, str]) -> set[tuple[str, str]]:
-    """identifier -> group  ==>  the unordered pairs of identifiers in one group."""
-    groups: dict[str, list[str]] = defaultdict(list)
-    for identifier, group in mapping.items():
-        groups[group].append(identifier)
-    pairs = set()
-    for members in groups.values():
-        members.sort()
-        pairs.update((a, b) for i, a in enumerate(members) for b in members[i + 1:])
-    return pairs
-
-
-def pairwise_scores(mine: dict[str, str], truth: dict[str, str]) -> tuple[float, float]:
-    """Pairwise precision and recall of "same person" of ``mine`` against ``truth``
-    (identifier -> person), over the identifiers both know; an identifier of the
-    truth that ``mine`` lost counts as a missed pair for each of its partners."""
-    common = set(mine) & set(truth)
-    predicted = same_person_pairs({k: mine[k] for k in common})
-    actual = same_person_pairs(truth)
-    hits = len(predicted & actual)
-    precision = hits / len(predicted) if predicted else 1.0
-    recall = hits / len(actual) if actual else 1.0
-    return precision, recall

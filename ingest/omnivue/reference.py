@@ -283,3 +283,28 @@ def resolve_identities(events: Iterable[Event], rules: IdentityRules | None = No
         attributed = sorted((rules.rank(kind_of[k]), k) for k in keys if k in persons)
         event_person[eid] = persons[attributed[0][1]] if attributed else None
     return IdentityResolution(persons, blocklisted, shared, rejected, event_person)
+
+
+def same_person_pairs(mapping: dict[str, str]) -> set[tuple[str, str]]:
+    """identifier -> group  ==>  the unordered pairs of identifiers in one group."""
+    groups: dict[str, list[str]] = {}
+    for identifier, group in mapping.items():
+        groups.setdefault(group, []).append(identifier)
+    pairs = set()
+    for members in groups.values():
+        members.sort()
+        pairs.update((a, b) for i, a in enumerate(members) for b in members[i + 1:])
+    return pairs
+
+
+def pairwise_scores(mine: dict[str, str], truth: dict[str, str]) -> tuple[float, float]:
+    """Pairwise precision and recall of "same person" of ``mine`` against ``truth``
+    (identifier -> person), over the identifiers both know; an identifier of the
+    truth that ``mine`` lost counts as a missed pair for each of its partners."""
+    common = set(mine) & set(truth)
+    predicted = same_person_pairs({k: mine[k] for k in common})
+    actual = same_person_pairs(truth)
+    hits = len(predicted & actual)
+    precision = hits / len(predicted) if predicted else 1.0
+    recall = hits / len(actual) if actual else 1.0
+    return precision, recall

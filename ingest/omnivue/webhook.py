@@ -40,6 +40,8 @@ from typing import Any
 
 from .config import Settings, load_settings
 from .envelope import encode, partition_key, topic_for
+from .cli_types import port as _port
+from .cli_types import positive_int as _positive
 
 log = logging.getLogger(__name__)
 
@@ -394,7 +396,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("action", choices=["serve"], help="run the receiver until interrupted")
     parser.add_argument("--host", default=DEFAULT_HOST, help=f"address to listen on (default {DEFAULT_HOST})")
     parser.add_argument("--port", type=_port, default=DEFAULT_PORT, help=f"port (default {DEFAULT_PORT})")
-    parser.add_argument("--max-body-bytes", type=_port_like_size, default=MAX_BODY_BYTES,
+    parser.add_argument("--max-body-bytes", type=_positive, default=MAX_BODY_BYTES,
                         help=f"largest request body accepted (default {MAX_BODY_BYTES})")
     parser.set_defaults(func=run_command)
 
@@ -408,21 +410,3 @@ def run_command(args: argparse.Namespace) -> int:
     return 0
 
 
-def _port(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a port number, got {text!r}") from None
-    if not 0 <= value <= 65535:
-        raise argparse.ArgumentTypeError(f"a port is 0-65535, got {value}")
-    return value
-
-
-def _port_like_size(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number of bytes, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
-    return value

@@ -21,6 +21,8 @@ import sys
 from pathlib import Path
 
 from .store import ComplianceError
+from ..cli_types import nonempty as _nonempty
+from ..cli_types import positive_int as _positive
 
 log = logging.getLogger("omnivue.compliance")
 
@@ -58,24 +60,6 @@ def _seed(args: argparse.Namespace):
             return Seed.from_value(load_settings().pseudonym_key, kind, value)
     raise ComplianceError("name the person with one identifier option")
 
-
-def _nonempty(text: str) -> str:
-    if not text.strip():
-        raise argparse.ArgumentTypeError("must not be empty")
-    return text
-
-
-def _positive(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
-    return value
-
-
-# --- omnivue audit -----------------------------------------------------------------------------
 
 def add_audit_arguments(parser: argparse.ArgumentParser) -> None:
     """Mount ``ack`` and ``report`` under ``parser`` (the ``audit`` command)."""
