@@ -259,6 +259,10 @@ def write_doc(text: str) -> None:
     head, rest = doc.split(START, 1)
     _, tail = rest.split(END_MARK, 1)
     DOC.write_text(f"{head}{START}\n{text}\n{END_MARK}{tail}")
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from report import write_section
+
+    write_section("identity", "Identity resolution (bench/identity.py)", text)
 
 
 def main(argv: list[str] | None = None) -> int:
