@@ -25,7 +25,6 @@ class Settings:
     home: Path
     bootstrap: str
     consumer_group: str
-    default_phone_region: str
     pseudonym_key: str
 
     # --- paths under OMNIVUE_HOME -------------------------------------------------
@@ -69,7 +68,6 @@ def load_settings() -> Settings:
         home=home,
         bootstrap=os.environ.get("OMNIVUE_KAFKA_BOOTSTRAP", DEFAULT_BOOTSTRAP),
         consumer_group=os.environ.get("OMNIVUE_CONSUMER_GROUP", "omnivue-ingest"),
-        default_phone_region=os.environ.get("OMNIVUE_DEFAULT_PHONE_REGION", "FR").upper(),
         pseudonym_key=os.environ.get("OMNIVUE_PSEUDONYM_KEY", "omnivue-local-dev-key"),
     )
 

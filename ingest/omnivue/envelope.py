@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import uuid
-from datetime import datetime, timezone
+from datetime import datetime
 from typing import Any, Mapping
 
 SCHEMA_VERSION = 1
@@ -128,6 +128,3 @@ def partition_key(identities: Mapping[str, Any]) -> bytes | None:
             return f"{key}:{norm}".encode("utf-8")
     return None
 
-
-def utcnow() -> datetime:
-    return datetime.now(timezone.utc)

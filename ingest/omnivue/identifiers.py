@@ -28,7 +28,8 @@ _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 _HANDLE = re.compile(r"^([a-z][a-z0-9_.-]*):@?([^\s:@][^\s:]*)$")
 
 
-def _region() -> str:
+def default_region() -> str:
+    """The region of phone numbers written without a country code (OMNIVUE_DEFAULT_PHONE_REGION)."""
     return os.environ.get("OMNIVUE_DEFAULT_PHONE_REGION", "FR").upper()
 
 
@@ -51,7 +52,7 @@ def _normalize_phone(value: str, region: str) -> str:
 
 
 def normalize_phone(value: str, region: str | None = None) -> str:
-    return _normalize_phone(value.strip(), (region or _region()).upper())
+    return _normalize_phone(value.strip(), (region or default_region()).upper())
 
 
 def normalize_handle(value: str) -> str:

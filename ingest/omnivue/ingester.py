@@ -33,7 +33,7 @@ from . import fast_validation
 from .compliance.suppression import suppress_batch
 from .config import Settings
 from .envelope import INPUT_TOPICS
-from .kafka_io import BrokerUnavailable, make_consumer
+from .kafka_io import BrokerUnavailable, bootstrap_reachable, make_consumer
 from .progress import Progress
 from .validation import Rejected, validate_record
 from .warehouse import IDENTITY_COLUMNS, ensure_landing, session
@@ -105,17 +105,7 @@ class Batch:
     def __init__(self) -> None:
         self.landed: dict[str, list[Any]] = {f.name: [] for f in LANDED_SCHEMA}
         self.dead: dict[str, list[Any]] = {f.name: [] for f in DEAD_SCHEMA}
-        self.next_offsets: dict[TopicPartition, int] = {}
-        self.first_offsets: dict[TopicPartition, int] = {}
         self.count = 0
-
-    def add(self, record: Any, stats_reasons: Counter) -> None:
-        """Add one Kafka ConsumerRecord."""
-        tp = TopicPartition(record.topic, record.partition)
-        self.first_offsets.setdefault(tp, record.offset)
-        self.next_offsets[tp] = record.offset + 1
-        self.add_raw(record.topic, record.partition, record.offset, record.key, record.value, record.timestamp,
-                     stats_reasons)
 
     def add_raw(self, topic: str, partition: int, offset: int, key: bytes | None, value: bytes | None,
                 timestamp_ms: int | None, stats_reasons: Counter) -> bool:
@@ -399,9 +389,7 @@ class Ingester:
     def _check_reachable(self, since: float | None, now: float) -> float | None:
         """Quiet for a while: tell an idle topic from an unreachable broker (logged once per outage),
         and a broker whose log restarted below what was landed (a memory-only broker restarted)."""
-        from .kafka_io import _host_port, port_open
-
-        if not any(port_open(*_host_port(s)) for s in self.settings.bootstrap_servers):
+        if not bootstrap_reachable(self.settings):
             if since is None:
                 log.warning("cannot reach Kafka at %s (OMNIVUE_KAFKA_BOOTSTRAP); retrying until it is back",
                             self.settings.bootstrap)

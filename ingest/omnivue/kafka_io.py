@@ -119,7 +119,7 @@ def wait_for_broker(settings: Settings, timeout_s: float = 30.0) -> None:
     """Block until the bootstrap servers answer a metadata request."""
     deadline = time.monotonic() + timeout_s
     last: Exception | None = None
-    while not any(port_open(*_host_port(s)) for s in settings.bootstrap_servers):
+    while not bootstrap_reachable(settings):
         if time.monotonic() > deadline:
             raise BrokerUnavailable(_unavailable(settings))
         time.sleep(0.3)
@@ -133,6 +133,11 @@ def wait_for_broker(settings: Settings, timeout_s: float = 30.0) -> None:
             last = exc
             time.sleep(0.3)
     raise BrokerUnavailable(f"{_unavailable(settings)} (waited {timeout_s:.0f}s; last error: {last})")
+
+
+def bootstrap_reachable(settings: Settings) -> bool:
+    """True when at least one bootstrap server accepts a TCP connection."""
+    return any(port_open(*_host_port(s)) for s in settings.bootstrap_servers)
 
 
 def _host_port(server: str) -> tuple[str, int]:

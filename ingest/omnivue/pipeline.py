@@ -101,9 +101,9 @@ class _TaskProgress(threading.Thread):
     """Reports the run's task states every few seconds (read from Airflow's SQLite metadata
     database) on the terminal, while Airflow's own output goes to the log file."""
 
-    def __init__(self, db_file: Path, total: int, out_fd: int, started_after: float) -> None:
+    def __init__(self, db_file: Path, total: int, out_fd: int) -> None:
         super().__init__(daemon=True)
-        self.db_file, self.total, self.out_fd, self.after = db_file, total, out_fd, started_after
+        self.db_file, self.total, self.out_fd = db_file, total, out_fd
         self.stop = threading.Event()
         self.tty = os.isatty(out_fd)
 
@@ -179,7 +179,7 @@ def run_pipeline(settings: Settings, verbose: bool = False) -> RunOutcome:
             errors = "; ".join(f"{k}: {v}" for k, v in bag.import_errors.items())
             raise RuntimeError(f"the DAG files do not import: {errors}")
         dag = bag.dags[DAG_ID]
-        progress = _TaskProgress(db_file, len(dag.tasks), terminal, time.time())
+        progress = _TaskProgress(db_file, len(dag.tasks), terminal)
         progress.start()
         try:
             dag_run = dag.test()

@@ -34,7 +34,7 @@ from typing import Any
 
 from .config import Settings
 from .envelope import encode, make_event, partition_key, topic_for
-from .identifiers import normalize_identifier
+from .identifiers import default_region
 from .kafka_io import make_producer
 from .progress import Progress
 from .reference import marketing_audience, marketing_violations, node_keys
@@ -395,13 +395,8 @@ class Simulation:
             "audience": sorted([p, s] for p, s in audience),
             "duplicates": duplicates,
             "bad_records": bad,
-            "normalisation": {"default_phone_region": _region_used()},
+            "normalisation": {"default_phone_region": default_region()},
         }
-
-
-def _region_used() -> str:
-    # the same default the ingester uses (identifiers reads the environment)
-    return normalize_identifier("phone", "0600000000")[:3]
 
 
 def publish(settings: Settings, result: SimulationResult, progress: bool = True) -> int:

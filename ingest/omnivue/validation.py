@@ -77,10 +77,6 @@ def _validators(directory: str) -> tuple[Callable[[Any], Any], dict[str, Callabl
 _CONTRACTS = str(contracts_dir())
 
 
-def schema_path(event_type: str) -> Path:
-    return contracts_dir() / "events" / f"{event_type}.json"
-
-
 def validate_event(event: Any) -> ValidEvent:
     """Validate a decoded event (a dict) against the envelope and its type."""
     envelope, by_type = _validators(_CONTRACTS)
