@@ -59,19 +59,24 @@ def dbt(warehouse: Path, work: Path, *args: str) -> tuple[float, float, dict[str
 
 
 def score_sentiment(warehouse: Path) -> None:
-    """Stand-in for the pipeline's scoring step (deterministic scores)."""
+    """Stand-in for the pipeline's scoring step (deterministic scores). Each score is
+    stamped with the landing time of its event, as if the pipeline had scored every
+    landed batch before dbt ran (it does): stamping the whole simulated month with the
+    bench's wall-clock time would put every score inside the models' one-hour lookback
+    (var incremental_lookback_hours), a history no real warehouse has."""
     import duckdb
 
     con = duckdb.connect(str(warehouse))
     con.execute("""
         insert or ignore into social_sentiment (event_id, lang, score, label, scored_at)
         select event_id, json_extract_string(properties, '$.lang'), s,
-               case when s <= -0.05 then 'negative' when s >= 0.05 then 'positive' else 'neutral' end, now()
-        from (select distinct on (event_id) event_id, properties,
+               case when s <= -0.05 then 'negative' when s >= 0.05 then 'positive' else 'neutral' end, received_at
+        from (select distinct on (event_id) event_id, properties, received_at,
                      round((cast(hash(event_id) % 2001 as integer) - 1000) / 1000.0, 3) as s
               from landed_events
               where event_type in ('social.mention', 'social.comment', 'social.direct_message')
-                and json_extract_string(properties, '$.text') is not null)""")
+                and json_extract_string(properties, '$.text') is not null
+              order by event_id, received_at)""")
     con.close()
 
 

@@ -8,16 +8,41 @@
 -- hash is the one of the published identity_map.identifier_hash:
 -- sha256(OMNIVUE_PSEUDONYM_KEY || ':' || type || ':' || value) (DuckDB's
 -- sha256(): no cross-database macro exists).
+-- Incremental (strategy replace_partitions, one partition per person): the
+-- persons with a newly landed consent event or an identity change (the same
+-- persons int_consent_intervals recomputes) are recomputed; a person that
+-- no longer exists is emptied.
 
-{{ config(materialized='table') }}
+{#- on_schema_change ignore: the batch's _tombstone column is not one of the table -#}
+{{ config(
+    materialized='incremental',
+    incremental_strategy='replace_partitions',
+    unique_key='person_id',
+    on_schema_change='ignore',
+    post_hook="{{ save_incremental_state('int_events') }}"
+) }}
+
+-- depends_on: {{ ref('int_identity_history') }}
+-- depends_on: {{ ref('int_events') }}
 
 {%- set pseudonym_key = env_var('OMNIVUE_PSEUDONYM_KEY', 'omnivue-local-dev-key') | replace("'", "''") %}
 
 with
 
+{% if is_incremental() %}
+changed_persons as (
+
+    {{ changed_persons(channels=['consent']) }}
+
+),
+{% endif %}
+
 consent_history as (
 
     select * from {{ ref('int_consent_history') }}
+    {%- if is_incremental() %}
+    where person_id in (select person_id from changed_persons)
+    {%- endif %}
 
 ),
 
@@ -30,6 +55,9 @@ consent_identifiers as (
 
     from {{ ref('int_event_identifiers') }}
     where channel = 'consent'
+    {%- if is_incremental() %}
+        and event_id in (select consent_event_id from consent_history)
+    {%- endif %}
 
 ),
 
@@ -137,12 +165,25 @@ final as (
         winners.winning_occurred_at,
         sequenced.consent_event_id = winners.winning_event_id as is_winner,
         sequenced.status <> winners.winning_status as lost_to_winner
+        {%- if is_incremental() %},
+        false as _tombstone
+        {%- endif %}
 
     from sequenced
     inner join winners
         on sequenced.person_id = winners.person_id
         and sequenced.purpose = winners.purpose
         and sequenced.scope = winners.scope
+
+    {%- if is_incremental() %}
+
+    union all
+
+    -- one tombstone per recomputed person: empties the persons that no longer exist
+    select
+        null, person_id, {% for i in range(20) %}null, {% endfor %}true as _tombstone
+    from changed_persons
+    {%- endif %}
 
 )
 

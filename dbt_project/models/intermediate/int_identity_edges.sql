@@ -41,39 +41,51 @@ event_identifiers as (
 ),
 
 {% if is_incremental() %}
+-- the identifiers of the events landed after the watermark (both sides of a new pair are among them)
+new_event_identifiers as (
+
+    select event_id, node_key
+    from {{ ref('int_event_identifiers') }}
+    where event_id in (
+        select event_id
+        from {{ ref('int_event_identifiers') }}
+        where last_received_at > (
+            select coalesce(max(last_received_at), cast('-infinity' as timestamp with time zone))
+                - interval '{{ var("incremental_lookback_hours") | int }} hours'
+            from {{ this }}
+        )
+    )
+        and node_key in (select node_key from usable_nodes)
+
+),
+
 new_pairs as (
 
     select distinct
         a.node_key as node_key_a,
         b.node_key as node_key_b
 
-    from event_identifiers as a
-    inner join event_identifiers as b
+    from new_event_identifiers as a
+    inner join new_event_identifiers as b
         on a.event_id = b.event_id
         and a.node_key < b.node_key
-    where a.last_received_at > (
-        select coalesce(max(last_received_at), cast('-infinity' as timestamp with time zone))
-            - interval '{{ var("incremental_lookback_hours") | int }} hours'
-        from {{ this }}
-    )
 
 ),
 
+-- every event carrying a new pair's first node: all the evidence of the new pairs
 candidate_events as (
 
-    select distinct event_identifiers.event_id
-    from event_identifiers
-    inner join (select distinct node_key_a from new_pairs) as touched
-        on event_identifiers.node_key = touched.node_key_a
+    select distinct event_id
+    from {{ ref('int_event_identifiers') }}
+    where node_key in (select node_key_a from new_pairs)
 
 ),
 
 scoped_identifiers as (
 
-    select event_identifiers.*
+    select *
     from event_identifiers
-    inner join candidate_events
-        on event_identifiers.event_id = candidate_events.event_id
+    where event_id in (select event_id from candidate_events)
 
 ),
 {% else %}

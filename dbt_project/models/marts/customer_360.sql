@@ -1,11 +1,15 @@
 -- One row per person (identifiers resolved by the identity graph): activity
 -- across channels, engagement, value (purchases, revenue, RFM), social
 -- sentiment, lifecycle stage and current consent per purpose and scope.
--- No identifier values, only counts, flags and scores. A table rebuilt each
--- run from the incrementally maintained int_person_profile (one row per
--- person), so what depends on the evaluation instant (recency, lapsed,
--- current consent) or on everybody (RFM scores) is never stale.
--- Evaluation instant: var as_of (default: build time).
+-- No identifier values, only counts, flags and scores. A view over the
+-- incrementally maintained int_person_profile (one row per person) and the
+-- consent intervals: what depends on the evaluation instant (recency,
+-- lapsed, current consent) or on everybody (RFM scores) is computed when
+-- the view is read, so it is never stale and an incremental build does not
+-- rewrite every person. Evaluation instant: var as_of (default: the time
+-- of the query).
+
+{{ config(materialized='view') }}
 
 {%- set interaction_channels = ['social', 'email', 'mobile'] %}
 {%- set consent_columns = [] %}

@@ -30,9 +30,15 @@ social_texts as (
 
 ),
 
+-- is_customer as customer_360 defines it (a customer or a lapsed customer), without
+-- the evaluation instant: the audience of a post does not depend on when it is read
 customers as (
 
-    select * from {{ ref('customer_360') }}
+    select
+        person_id,
+        purchases > 0 or has_customer_id as is_customer
+
+    from {{ ref('int_person_profile') }}
 
 ),
 
@@ -59,7 +65,7 @@ audiences as (
         customers.person_id,
         case
             when not coalesce(known_contacts.has_known_contact, false) then 'unknown'
-            when customers.lifecycle_stage in ('customer', 'lapsed') then 'customer'
+            when customers.is_customer then 'customer'
             else 'prospect'
         end as audience
 

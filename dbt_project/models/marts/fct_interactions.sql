@@ -34,12 +34,10 @@ scope as (
 ),
 {% endif %}
 
+-- int_interactions_with_consent, its inputs restricted to the rebuilt events
 interactions as (
 
-    select * from {{ ref('int_interactions_with_consent') }}
-    {%- if is_incremental() %}
-    where event_id in (select event_id from scope)
-    {%- endif %}
+    {{ interactions_with_consent('scope' if is_incremental() else none) | indent(4) }}
 
 ),
 

@@ -44,16 +44,18 @@ edges as (
 
 ),
 
--- persons an unattributed identifier was seen with
+-- persons a shared identifier was seen with (only the edges of shared identifiers are read)
 involved as (
 
     select node_key, count(distinct person_id) as n_persons
     from (
         select edges.node_key_a as node_key, components.person_id
         from edges inner join components on components.node_key = edges.node_key_b
+        where edges.node_key_a in (select node_key from shared)
         union all
         select edges.node_key_b as node_key, components.person_id
         from edges inner join components on components.node_key = edges.node_key_a
+        where edges.node_key_b in (select node_key from shared)
     ) as seen_with
     group by node_key
 
