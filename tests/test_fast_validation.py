@@ -28,7 +28,7 @@ def _mutations(rng: random.Random, ev: dict) -> list[tuple[str, bytes]]:
 
     m = json.loads(json.dumps(ev))
     ids = m["identities"]
-    choice = rng.randrange(22)
+    choice = rng.randrange(24)
     if choice == 0:
         m["occurred_at"] = m["occurred_at"].replace("T", "t")
     elif choice == 1:
@@ -74,6 +74,13 @@ def _mutations(rng: random.Random, ev: dict) -> list[tuple[str, bytes]]:
         m["occurred_at"] = "2026-02-30T10:00:00Z"
     elif choice == 20:
         m["channel"] = m["channel"].upper()
+    elif choice == 21:  # a repeated identifier key (Python keeps the last one)
+        key = next(iter(ids))
+        add(raw=json.dumps(m).replace('"identities": {', f'"identities": {{"{key}": "first-{key}@x.io", ', 1))
+        return out
+    elif choice == 22:  # a repeated key in properties (a consent scope said twice)
+        add(raw=json.dumps(m).replace('"properties": {', '"properties": {"scope": "sms", "purpose": "analytics", ', 1))
+        return out
     else:
         ids["anonymous_id"] = "anon-" + "x" * rng.randrange(1, 300)
     add(m)
@@ -116,7 +123,9 @@ def test_fast_path_is_a_strict_subset_of_the_contract_with_identical_values():
     slow = set(fast_validation.classify(con, raw))
     fast_validation.land_accepted(con, datetime.now(timezone.utc))
     cur = con.execute('select "offset", event_id, event_type, channel, occurred_at, source, customer_id, email, phone, '
-                      "device_id, anonymous_id, social_handle, properties from landed_events")
+                      "device_id, anonymous_id, social_handle, properties, "
+                      "properties ->> '$.purpose' as purpose_read, properties ->> '$.scope' as scope_read "
+                      "from landed_events")
     cols = [d[0] for d in cur.description]
     landed = {row[0]: dict(zip(cols[1:], row[1:])) for row in cur.fetchall()}
     fast_validation.cleanup(con)
@@ -127,6 +136,10 @@ def test_fast_path_is_a_strict_subset_of_the_contract_with_identical_values():
         expected = python[i]
         assert expected is not None, f"fast path landed a record Python rejects: {records[i]}"
         row["properties"] = json.loads(row["properties"])
+        # what the dbt models will read from properties (DuckDB keeps the FIRST of repeated keys)
+        read = (row.pop("purpose_read"), row.pop("scope_read"))
+        if row["channel"] == "consent":
+            assert read == (expected["properties"]["purpose"], expected["properties"]["scope"]), records[i]
         assert row == expected, records[i]
     valid_plain = [i for i, r in enumerate(sim.records) if r.event is not None]
     accepted_share = sum(1 for i in valid_plain if i in landed) / len(valid_plain)

@@ -45,6 +45,8 @@ _PLAIN_ID = "[!-~]{1,200}"  # printable ASCII, no space: strip() changes nothing
 _EMAIL = "[A-Za-z0-9._%+!#$&*/=?^`{|}~-]{1,64}@[A-Za-z0-9-]{1,63}(\\.[A-Za-z0-9-]{1,63})+"
 _HANDLE = "[A-Za-z][A-Za-z0-9_.-]{0,30}:@?[A-Za-z0-9_.-]{1,100}"
 _PHONE = "[0-9 +().-]{3,40}"
+_ENVELOPE_KEYS = ("event_id", "event_type", "channel", "occurred_at", "source", "schema_version", "identities",
+                  "properties")
 _TOPIC_OF = "case channel " + " ".join(f"when '{c}' then '{t}'" for c, t in TOPIC_BY_CHANNEL.items()) + " end"
 
 # Step 1, materialised on its own: doc is NULL unless the record is strict JSON, so that no JSON
@@ -86,7 +88,7 @@ typed2 as (
     select *,
            json_keys(id_obj) as id_keys,
            json_extract(id_obj, {_list('$.' + k for k in _ID_TYPES)}) as ids,
-           json_keys(props_obj) as prop_keys,
+           case when channel = 'consent' then json_keys(props_obj) end as prop_keys,
            json_extract(props_obj, ['$.purpose', '$.scope']) as consent
     from typed
 ),
@@ -99,7 +101,8 @@ identities as (
 checked as (
     select i.*, pm.e164,
            coalesce(
-               top_keys is not null and len(top_keys) = len(list_distinct(top_keys))
+               -- exactly the envelope's keys, once each (extra or repeated keys: the slow path decides)
+               len(top_keys) = len(_TOP_KEYS_) and list_has_all(top_keys, _TOP_KEYS_)
                and event_id is not null and regexp_full_match(event_id, '{_UUID}')
                and event_type in {tuple(ALL_EVENT_TYPES)!r}
                and channel is not null and channel = split_part(event_type, '.', 1)
@@ -108,7 +111,9 @@ checked as (
                and try_cast(occurred_text as timestamptz) is not null
                and source is not null and length(source) >= 1
                and version = 1
-               and id_keys is not null and len(id_keys) >= 1 and len(id_keys) = len(list_distinct(id_keys))
+               and id_keys is not null and len(id_keys) >= 1
+               -- no repeated key: as many keys as distinct identifier types found
+               and len(id_keys) = _ID_COUNT_
                and list_has_all({_list(_ID_TYPES)}, id_keys)
                and (id_customer_id is null or regexp_full_match(id_customer_id, '{_PLAIN_ID}'))
                and (id_device_id is null or regexp_full_match(id_device_id, '{_PLAIN_ID}'))
@@ -129,7 +134,8 @@ select idx, topic, "partition", "offset", record_key, kafka_timestamp_ms, raw, o
        event_id, event_type, channel, occurred_text, source, id_customer_id, id_email, e164, id_device_id,
        id_anonymous_id, id_social_handle, f[8] as properties
 from checked
-"""
+""".replace("_TOP_KEYS_", _list(_ENVELOPE_KEYS)).replace(
+    "_ID_COUNT_", " + ".join(f"(id_{k} is not null)::int" for k in _ID_TYPES))
 
 LANDED_FROM_FAST = """
 insert into landed_events (topic, "partition", "offset", record_key, kafka_timestamp, event_id, event_type, channel,

@@ -10,8 +10,17 @@ updated too, for lag tooling, but the warehouse is the source of truth. The
 transaction also drops records below the stored offset, so two ingesters that
 race after a rebalance cannot land a record twice.
 
-The warehouse is opened for each batch and closed right after, so dbt and
-other writers can take the lock between batches.
+Landing runs on a second thread (:class:`_Lander`) while the polling thread
+fetches and decodes the next batch: DuckDB releases the GIL while it
+validates, writes and checkpoints, so the two can use both cores. Batches are
+landed strictly in the order they were polled, at most two wait, and after a
+failed batch nothing more is landed (the error stops the ingester; the stored
+offsets still point at the first record not landed).
+
+The warehouse stays open while batches follow one another and is released
+(checkpointed and closed) when none came for half a second, after holding it
+five seconds, on a rebalance and at the end, so dbt and other writers get the
+lock between bursts.
 """
 
 from __future__ import annotations
@@ -19,6 +28,8 @@ from __future__ import annotations
 import json
 import logging
 import os
+import queue
+import threading
 import time
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
@@ -36,7 +47,7 @@ from .envelope import INPUT_TOPICS
 from .kafka_io import BrokerUnavailable, bootstrap_reachable, make_consumer
 from .progress import Progress
 from .validation import Rejected, validate_record
-from .warehouse import IDENTITY_COLUMNS, ensure_landing, session
+from .warehouse import IDENTITY_COLUMNS, connect, ensure_landing, session
 
 log = logging.getLogger(__name__)
 
@@ -97,6 +108,15 @@ def _utf8_or_none(value: bytes | None) -> str | None:
         return None if value is None else value.decode("utf-8")
     except UnicodeDecodeError:
         return None  # the slow path says why
+
+
+def _utf8_column(values: list[bytes | None], decode: Any) -> pa.Array:
+    """Bytes as an Arrow string column: validated in bulk by Arrow; when some value is not UTF-8,
+    decoded one by one with ``decode``."""
+    try:
+        return pa.array(values, pa.binary()).cast(pa.string())
+    except pa.ArrowInvalid:
+        return pa.array([decode(v) for v in values], pa.string())
 
 
 class Batch:
@@ -177,7 +197,11 @@ class Ingester:
         self.topics = list(topics)
         self.stats = IngestStats()
         self._consumer: KafkaConsumer | None = None
-        self._pending: list[Any] = []
+        self._pending: list[Any] = []  # polled, not yet handed to the lander
+        self._pending_by_topic: Counter = Counter()
+        self._in_flight: Counter = Counter()  # polled, not yet landed (pending or with the lander)
+        self._lander: _Lander | None = None
+        self._bar: Progress | None = None
         self._truncation_reported: set[TopicPartition] = set()
 
     # -- offsets stored with the data -------------------------------------------------
@@ -203,14 +227,37 @@ class Ingester:
                      len(assigned), len(stored))
 
     def _on_revoked(self, revoked: list[TopicPartition]) -> None:
-        if self._pending:
-            self._flush()
+        # land everything polled before the partitions go: their next owner starts from the stored offsets
+        self._drain(release=True)
 
-    # -- one transaction per batch ----------------------------------------------------
-    def _flush(self) -> int:
-        records, self._pending = self._pending, []
-        if not records:
-            return 0
+    # -- handing batches to the lander (on the polling thread) ----------------------------
+    def _submit(self) -> None:
+        """Hand the pending records to the lander as one batch (blocks while two batches wait)."""
+        if not self._pending:
+            return
+        records, by_topic = self._pending, self._pending_by_topic
+        self._pending, self._pending_by_topic = [], Counter()
+        self._lander.submit(records, by_topic)
+        self._collect()
+
+    def _collect(self) -> None:
+        """Account for the batches the lander has finished; re-raise its error, if any."""
+        for done in self._lander.finished():
+            self._account(done)
+            if self._bar is not None:
+                self._bar.advance(sum(done.polled_by_topic.values()))
+
+    def _drain(self, release: bool = False) -> None:
+        """Land everything polled so far and wait for it (``release``: and close the warehouse)."""
+        if self._lander is None:
+            return
+        self._submit()
+        self._lander.wait_idle(release)
+        self._collect()
+
+    # -- one transaction per batch (on the lander thread) --------------------------------
+    def _land_batch(self, con: Any, records: list[Any], polled_by_topic: Counter) -> "_Landed":
+        """Land one batch in one warehouse transaction, with the next offset of each partition."""
         received_at = datetime.now(timezone.utc)
         first: dict[tuple[str, int], int] = {}
         nxt: dict[tuple[str, int], int] = {}
@@ -219,18 +266,19 @@ class Ingester:
             if key not in first:
                 first[key] = r.offset
             nxt[key] = r.offset + 1
-        with session(self.settings.warehouse) as con:
-            con.begin()
+        polled = len(records)
+        skipped = suppressed = 0
+        con.begin()
+        try:
             stored = {(t, p): o for t, p, o in con.execute(
                 'select topic, "partition", next_offset from ingest_offsets where consumer_group = ?',
                 [self.group_id]).fetchall()}
             already = {k: stored[k] for k in first if stored.get(k, -1) > first[k]}
             if already:
                 # Part of this batch was landed by an earlier run or another member of the group.
-                kept = [r for r in records if r.offset >= already.get((r.topic, r.partition), -1)]
-                self.stats.skipped += len(records) - len(kept)
-                log.warning("skipped %d records already landed (re-delivered)", len(records) - len(kept))
-                records = kept
+                records = [r for r in records if r.offset >= already.get((r.topic, r.partition), -1)]
+                skipped = polled - len(records)
+                log.warning("skipped %d records already landed (re-delivered)", skipped)
             land = self._land_fast if self.fast_path else self._land_python
             landed_by_topic, dead_n = land(con, records, received_at) if records else (Counter(), 0)
             # records of erased people are consumed but never landed (nor dead-lettered)
@@ -239,18 +287,28 @@ class Ingester:
                 landed_by_topic.subtract(dropped.landed_by_topic)
                 landed_by_topic = +landed_by_topic
                 dead_n -= dropped.dead
-                self.stats.suppressed += dropped.total
+                suppressed = dropped.total
             con.executemany(  # one row per partition in the batch, not per record
                 'insert or replace into ingest_offsets values (?, ?, ?, greatest(?, coalesce((select next_offset '
                 'from ingest_offsets where consumer_group = ? and topic = ? and "partition" = ?), 0)), ?)',
                 [(self.group_id, t, p, o, self.group_id, t, p, received_at) for (t, p), o in nxt.items()])
             con.commit()
-        self.stats.landed += sum(landed_by_topic.values())
-        self.stats.dead += dead_n
+        except BaseException:
+            con.rollback()
+            raise
+        return _Landed(polled_by_topic, landed_by_topic, dead_n, skipped, suppressed,
+                       {TopicPartition(t, p): o for (t, p), o in nxt.items()})
+
+    def _account(self, done: "_Landed") -> None:
+        """On the polling thread: count a landed batch and tell Kafka (informational)."""
+        self.stats.landed += sum(done.landed_by_topic.values())
+        self.stats.dead += done.dead
+        self.stats.skipped += done.skipped
+        self.stats.suppressed += done.suppressed
         self.stats.batches += 1
-        self.stats.by_topic.update(landed_by_topic)
-        self._commit_kafka({TopicPartition(t, p): o for (t, p), o in nxt.items()})
-        return len(records)
+        self.stats.by_topic.update(done.landed_by_topic)
+        self._in_flight.subtract(done.polled_by_topic)
+        self._commit_kafka(done.next_offsets)
 
     def _land_python(self, con: Any, records: list[Any], received_at: datetime) -> tuple[Counter, int]:
         """Every record through the Python validator."""
@@ -268,9 +326,9 @@ class Ingester:
             "topic": pa.array([r.topic for r in records], pa.string()),
             "partition": pa.array([r.partition for r in records], pa.int32()),
             "offset": pa.array([r.offset for r in records], pa.int64()),
-            "record_key": pa.array([_decode(r.key) for r in records], pa.string()),
+            "record_key": _utf8_column([r.key for r in records], _decode),
             "kafka_timestamp_ms": pa.array([r.timestamp for r in records], pa.int64()),
-            "raw": pa.array([_utf8_or_none(r.value) for r in records], pa.string()),
+            "raw": _utf8_column([r.value for r in records], _utf8_or_none),
         }, schema=fast_validation.RAW_SCHEMA)
         try:
             slow = fast_validation.classify(con, raw)
@@ -297,8 +355,8 @@ class Ingester:
 
     # -- lag ----------------------------------------------------------------------------
     def lag(self) -> dict[str, int] | None:
-        """Records not yet landed per topic, from the fetch high-water marks;
-        None while some partition has not reported one yet."""
+        """Records not yet landed per topic (not yet fetched, from the fetch high-water marks, plus
+        fetched but not yet landed); None while some partition has not reported a high-water mark."""
         consumer = self._consumer
         per_topic: dict[str, int] = defaultdict(int)
         for tp in consumer.assignment():
@@ -306,6 +364,9 @@ class Ingester:
             if hw is None:
                 return None
             per_topic[tp.topic] += max(0, hw - consumer.position(tp))
+        for topic, n in self._in_flight.items():
+            if n > 0:
+                per_topic[topic] += n
         return dict(per_topic)
 
     # -- main loop --------------------------------------------------------------------
@@ -314,19 +375,24 @@ class Ingester:
         ensure_landing(self.settings.warehouse)
         start = time.monotonic()
         self._consumer = self._connect(start, max_seconds)
+        self._lander = _Lander(self)
+        self._lander.start()
         listener = _Listener(self)
         self._consumer.subscribe(self.topics, listener=listener)
         log.info("ingest: group %r, topics %s, bootstrap %s%s", self.group_id, ", ".join(self.topics),
                  self.settings.bootstrap, " (until caught up)" if until_caught_up else " (following)")
-        last_report = last_data = last_lag_log = time.monotonic()
+        last_submit = last_data = last_lag_log = time.monotonic()
         unreachable_since: float | None = None
         try:
             with Progress("ingest", unit="records", enabled=progress) as bar:
+                self._bar = bar
                 while True:
                     polled = self._consumer.poll(timeout_ms=300, max_records=self.batch_size)
                     got = 0
-                    for records in polled.values():
+                    for tp, records in polled.items():
                         self._pending.extend(records)
+                        self._pending_by_topic[tp.topic] += len(records)
+                        self._in_flight[tp.topic] += len(records)
                         got += len(records)
                     now = time.monotonic()
                     if got:
@@ -338,10 +404,17 @@ class Ingester:
                     elif now - last_data > 10:
                         unreachable_since = self._check_reachable(unreachable_since, now)
                         last_data = now
-                    if self._pending and (len(self._pending) >= self.batch_size or not got
-                                          or time.monotonic() - last_report > self.batch_ms / 1000):
-                        bar.advance(self._flush())
-                        last_report = time.monotonic()
+                    fetched_all = self._fetched_all()
+                    if self._pending and (len(self._pending) >= self.batch_size or not got or fetched_all
+                                          or now - last_submit > self.batch_ms / 1000):
+                        self._submit()
+                        last_submit = time.monotonic()
+                    else:
+                        self._collect()
+                    if until_caught_up and fetched_all and self._all_partitions_assigned():
+                        self._drain()  # everything up to the high-water marks is polled: land it, done
+                        self.stats.lag = self.lag() or {}
+                        break
                     lag = self.lag() if self._consumer.assignment() else None
                     if lag is not None:
                         self.stats.lag = lag
@@ -350,9 +423,6 @@ class Ingester:
                             last_lag_log = now
                         if bar.total is None or bar.done + sum(lag.values()) > bar.total:
                             bar.set_total(bar.done + sum(lag.values()))
-                    if until_caught_up and not got and not self._pending and lag is not None \
-                            and sum(lag.values()) == 0 and self._all_partitions_assigned():
-                        break
                     if until_caught_up and not self._consumer.assignment() and now - start > 20 \
                             and unreachable_since is None and self._no_topic_exists():
                         log.warning("none of the topics %s exists: nothing to ingest", ", ".join(self.topics))
@@ -361,8 +431,11 @@ class Ingester:
                         if until_caught_up:
                             raise TimeoutError(f"ingest did not catch up within {max_seconds:.0f}s; lag {lag}")
                         break
-                self._flush()
+                self._drain()
         finally:
+            lander, self._lander = self._lander, None  # closing the consumer revokes: nothing left to land
+            lander.stop()
+            self._bar = None
             try:
                 self._consumer.close(autocommit=False)
             except Exception:  # closing must not hide the real error
@@ -371,6 +444,18 @@ class Ingester:
         log.info("ingest done: %d landed, %d dead-lettered, %d batches in %.1fs; lag %s",
                  self.stats.landed, self.stats.dead, self.stats.batches, self.stats.seconds, self.stats.lag)
         return self.stats
+
+    def _fetched_all(self) -> bool:
+        """Every assigned partition is polled up to its last known high-water mark."""
+        consumer = self._consumer
+        assignment = consumer.assignment()
+        if not assignment:
+            return False
+        for tp in assignment:
+            hw = consumer.highwater(tp)
+            if hw is None or consumer.position(tp) < hw:
+                return False
+        return True
 
     def _connect(self, start: float, max_seconds: float | None) -> KafkaConsumer:
         """A consumer; while the broker cannot be reached, say so and retry (bounded by max_seconds)."""
@@ -418,6 +503,131 @@ class Ingester:
             if any(TopicPartition(topic, p) not in assignment for p in parts):
                 return False
         return True
+
+
+@dataclass
+class _Landed:
+    """What the lander reports for one landed batch."""
+    polled_by_topic: Counter
+    landed_by_topic: Counter
+    dead: int
+    skipped: int
+    suppressed: int
+    next_offsets: dict[TopicPartition, int]
+
+
+class _Lander(threading.Thread):
+    """Lands the batches the polling thread hands over, one at a time and in order.
+
+    At most two batches wait (backpressure on the polling thread). After an
+    error nothing more is landed: the error is re-raised on the polling thread
+    at its next hand-over or wait, and the stored offsets still point at the
+    first record not landed."""
+
+    _STOP = object()
+    _RELEASE = object()
+
+    def __init__(self, ingester: Ingester) -> None:
+        super().__init__(name="omnivue-lander", daemon=True)
+        self._ingester = ingester
+        self._todo: queue.Queue = queue.Queue(maxsize=2)
+        self._done: queue.Queue = queue.Queue()
+        self._error: BaseException | None = None
+        self._con: Any = None
+        self._opened_at = 0.0
+
+    def submit(self, records: list[Any], polled_by_topic: Counter) -> None:
+        self._raise_error()
+        while True:
+            try:
+                self._todo.put((records, polled_by_topic), timeout=0.5)
+                return
+            except queue.Full:
+                self._raise_error()
+
+    def finished(self) -> list[_Landed]:
+        out = []
+        while True:
+            try:
+                out.append(self._done.get_nowait())
+            except queue.Empty:
+                break
+        self._raise_error()
+        return out
+
+    def wait_idle(self, release: bool = False) -> None:
+        """Wait until every batch handed over is landed; with ``release``, also until the
+        warehouse is checkpointed and closed (another member may land these partitions next)."""
+        if not self.is_alive():
+            self._raise_error()
+            return
+        if release:
+            self._todo.put(self._RELEASE)
+        while self._todo.unfinished_tasks and self._error is None and self.is_alive():
+            time.sleep(0.005)
+        self._raise_error()
+
+    def stop(self) -> None:
+        try:
+            self._todo.put(self._STOP, timeout=60)
+        except queue.Full:  # stuck on a batch after an error elsewhere: it is a daemon thread
+            return
+        self.join(timeout=60)
+
+    def _raise_error(self) -> None:
+        if self._error is not None:
+            raise self._error
+
+    def run(self) -> None:
+        try:
+            while True:
+                try:  # a short pause between batches keeps the warehouse open; a longer one releases it
+                    item = self._todo.get(timeout=self.IDLE_RELEASE_S if self._con is not None else None)
+                except queue.Empty:
+                    self._release()
+                    continue
+                try:
+                    if item is self._STOP:
+                        return
+                    if item is self._RELEASE:
+                        self._release()
+                    elif self._error is None:  # after an error, drop everything: nothing lands out of order
+                        self._done.put(self._ingester._land_batch(self._connection(), *item))
+                        if time.monotonic() - self._opened_at > self.HOLD_S:
+                            self._release()  # let dbt and other writers in between batches
+                except BaseException as exc:  # handed to the polling thread
+                    self._error = exc
+                    self._release()
+                finally:
+                    self._todo.task_done()
+        finally:
+            self._release()
+
+    # The warehouse stays open while batches follow one another (a checkpoint per batch would
+    # rewrite the table's last row group every time); it is released, and checkpointed, when no
+    # batch came for IDLE_RELEASE_S, after HOLD_S, on a rebalance and at the end.
+    IDLE_RELEASE_S = 0.5
+    HOLD_S = 5.0
+
+    def _connection(self) -> Any:
+        if self._con is None:
+            self._con = connect(self._ingester.settings.warehouse)
+            self._con.execute("set checkpoint_threshold = '1GB'")  # checkpoint on release, not every 16 MB
+            self._con.execute("set threads = 1")  # the polling thread has the other core
+            self._opened_at = time.monotonic()
+        return self._con
+
+    def _release(self) -> None:
+        con, self._con = self._con, None
+        if con is not None:
+            try:
+                con.execute("reset checkpoint_threshold")
+                con.execute("reset threads")
+                con.execute("checkpoint")
+            except Exception as exc:  # the data is committed (in the WAL): the next open checkpoints it
+                log.warning("checkpoint of the warehouse failed (the data is safe in its WAL): %s", exc)
+            finally:
+                con.close()
 
 
 class _Listener(ConsumerRebalanceListener):
