@@ -17,7 +17,8 @@ import time
 from dataclasses import dataclass
 
 from .config import Settings
-from .kafka_io import PARTITIONS, BrokerUnavailable, ensure_topics, make_admin, port_open, wait_for_broker
+from .kafka_io import (PARTITIONS, BrokerUnavailable, ensure_topics, make_admin, port_open, split_host_port,
+                       wait_for_broker)
 
 log = logging.getLogger(__name__)
 
@@ -39,12 +40,9 @@ def local_address(settings: Settings) -> tuple[str, int]:
     """The host and port the local broker listens on: the first bootstrap
     server, which must be a loopback address."""
     first = settings.bootstrap_servers[0]
-    host, _, port = first.rpartition(":")
-    host = host.strip("[]") or "127.0.0.1"
-    try:
-        port_n = int(port)
-    except ValueError:
-        raise BrokerError(f"OMNIVUE_KAFKA_BOOTSTRAP={settings.bootstrap!r}: {first!r} has no port") from None
+    host, port_n = split_host_port(first)
+    if port_n is None:
+        raise BrokerError(f"OMNIVUE_KAFKA_BOOTSTRAP={settings.bootstrap!r}: {first!r} has no port")
     if host != "localhost":
         try:
             loopback = ipaddress.ip_address(host).is_loopback

@@ -137,12 +137,12 @@ def wait_for_broker(settings: Settings, timeout_s: float = 30.0) -> None:
 
 def bootstrap_reachable(settings: Settings) -> bool:
     """True when at least one bootstrap server accepts a TCP connection."""
-    return any(port_open(*_host_port(s)) for s in settings.bootstrap_servers)
+    return any(port_open(host, port or 9092) for host, port in map(split_host_port, settings.bootstrap_servers))
 
 
-def _host_port(server: str) -> tuple[str, int]:
-    host, _, port = server.rpartition(":")
-    try:
-        return host.strip("[]") or "127.0.0.1", int(port)
-    except ValueError:
-        return server, 9092
+def split_host_port(server: str) -> tuple[str, int | None]:
+    """``host:port`` (``[v6]:port``, ``:port`` = 127.0.0.1) as (host, port); port None when absent."""
+    host, sep, port = server.rpartition(":")
+    if not sep or not port.isdigit():
+        return server.strip("[]") or "127.0.0.1", None
+    return host.strip("[]") or "127.0.0.1", int(port)

@@ -106,9 +106,9 @@ class WebhookServer(ThreadingHTTPServer):
     def producer(self) -> Any:
         with self._producer_lock:
             if self._producer is None:
-                from .kafka_io import BrokerUnavailable, make_producer, port_open
+                from .kafka_io import BrokerUnavailable, bootstrap_reachable, make_producer
 
-                if not any(port_open(*_host_port(s)) for s in self.settings.bootstrap_servers):
+                if not bootstrap_reachable(self.settings):
                     raise _Unavailable(f"kafka_unavailable: no Kafka broker answers at {self.settings.bootstrap}")
                 try:
                     timeout_ms = int(self.publish_timeout_s * 1000)
@@ -344,14 +344,6 @@ class WebhookHandler(BaseHTTPRequestHandler):
                 return data[:TOO_LARGE_KEEP_BYTES], len(data)
             body = data
         return body, None
-
-
-def _host_port(server: str) -> tuple[str, int]:
-    host, _, port = server.rpartition(":")
-    try:
-        return host.strip("[]") or "127.0.0.1", int(port)
-    except ValueError:
-        return server, 9092
 
 
 def _text(body: bytes) -> str:
