@@ -27,33 +27,77 @@
 {%- endmacro %}
 
 {#-
+    The watermarks below are read when the model is compiled, just before it
+    runs, and written into its SQL as literals: a constant filter such as
+    `last_received_at > timestamp '...'` lets DuckDB skip, by their min/max
+    (zone maps), the row groups of tables written in landing order, where a
+    scalar subquery would make it read the whole column. Outside execution
+    (parsing, docs) they render the scalar subquery they stand for.
+-#}
+{% macro _state_value(column) -%}
+    {%- set sql -%}
+        select {{ column }} from {{ incremental_state_relation() }} where model = {{ dbt.string_literal(this.identifier) }}
+    {%- endset -%}
+    {{ return(_scalar_literal(sql)) }}
+{%- endmacro %}
+
+{#- The value of a one-row, one-column query as a SQL literal (none: no row or NULL). -#}
+{% macro _scalar_literal(sql) -%}
+    {%- if not execute -%}
+        {{ return(none) }}
+    {%- endif -%}
+    {%- set result = run_query(sql) -%}
+    {%- if result.rows | length == 0 or result.rows[0][0] is none -%}
+        {{ return(none) }}
+    {%- endif -%}
+    {%- set value = result.rows[0][0] -%}
+    {%- if value is number -%}
+        {{ return(value | string) }}
+    {%- endif -%}
+    {{ return("cast(" ~ dbt.string_literal(value.isoformat()) ~ " as timestamp with time zone)") }}
+{%- endmacro %}
+
+{#-
     The model's landing watermark less the lookback: events whose
     last_received_at is after it are (re)processed. '-infinity' when the
     model has no state row yet (everything is reprocessed).
 -#}
 {% macro received_watermark() -%}
-    coalesce(
-        (select received_at from {{ incremental_state_relation() }} where model = {{ dbt.string_literal(this.identifier) }})
-            - interval '{{ var("incremental_lookback_hours") | int }} hours',
-        cast('-infinity' as timestamp with time zone)
-    )
+    {%- set mark = _state_value('received_at') -%}
+    {%- if mark -%}
+    ({{ mark }} - interval '{{ var("incremental_lookback_hours") | int }} hours')
+    {%- else -%}
+    cast('-infinity' as timestamp with time zone)
+    {%- endif -%}
 {%- endmacro %}
 
 {#- The last identity run whose person changes the model has applied (-1: none). -#}
 {% macro identity_run_watermark() -%}
-    coalesce(
-        (select identity_run from {{ incremental_state_relation() }} where model = {{ dbt.string_literal(this.identifier) }}),
-        -1
-    )
+    {{- _state_value('identity_run') or -1 -}}
 {%- endmacro %}
 
-{#- The last sentiment score (scored_at) the model has read. -#}
+{#- The last sentiment score (scored_at) the model has read, less the lookback. -#}
 {% macro scored_watermark() -%}
-    coalesce(
-        (select scored_at from {{ incremental_state_relation() }} where model = {{ dbt.string_literal(this.identifier) }})
-            - interval '{{ var("incremental_lookback_hours") | int }} hours',
-        cast('-infinity' as timestamp with time zone)
-    )
+    {%- set mark = _state_value('scored_at') -%}
+    {%- if mark -%}
+    ({{ mark }} - interval '{{ var("incremental_lookback_hours") | int }} hours')
+    {%- else -%}
+    cast('-infinity' as timestamp with time zone)
+    {%- endif -%}
+{%- endmacro %}
+
+{#-
+    For the models without a state row (staging, event identifiers, nodes,
+    edges): the newest last_received_at of the model itself less the
+    lookback, as a literal.
+-#}
+{% macro own_received_watermark() -%}
+    {%- set mark = _scalar_literal("select max(last_received_at) from " ~ this) -%}
+    {%- if mark -%}
+    ({{ mark }} - interval '{{ var("incremental_lookback_hours") | int }} hours')
+    {%- else -%}
+    cast('-infinity' as timestamp with time zone)
+    {%- endif -%}
 {%- endmacro %}
 
 {#-

@@ -71,11 +71,7 @@
                 select event_id
                 from {{ source('landing', 'landed_events') }}
                 where topic = {{ dbt.string_literal(topic) }}
-                    and received_at > (
-                        select coalesce(max(last_received_at), cast('-infinity' as timestamp with time zone))
-                            - interval '{{ var("incremental_lookback_hours") | int }} hours'
-                        from {{ this }}
-                    )
+                    and received_at > {{ own_received_watermark() }}
             )
         {%- endif %}
     ) as landed

@@ -15,11 +15,7 @@
 {%- set incremental_window = none %}
 {%- if is_incremental() %}
 {%- set incremental_window %}
-last_received_at > (
-        select coalesce(max(last_received_at), cast('-infinity' as timestamp with time zone))
-            - interval '{{ var("incremental_lookback_hours") | int }} hours'
-        from {{ this }}
-    )
+last_received_at > {{ own_received_watermark() }}
 {%- endset %}
 {%- endif %}
 
@@ -37,4 +33,6 @@ final as (
 
 )
 
+-- written in landing order: DuckDB skips the row groups older than a watermark by their min/max
 select * from final
+order by last_received_at

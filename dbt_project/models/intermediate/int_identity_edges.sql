@@ -49,11 +49,7 @@ new_event_identifiers as (
     where event_id in (
         select event_id
         from {{ ref('int_event_identifiers') }}
-        where last_received_at > (
-            select coalesce(max(last_received_at), cast('-infinity' as timestamp with time zone))
-                - interval '{{ var("incremental_lookback_hours") | int }} hours'
-            from {{ this }}
-        )
+        where last_received_at > {{ own_received_watermark() }}
     )
         and node_key in (select node_key from usable_nodes)
 

@@ -1,12 +1,39 @@
 -- Engagement per person and interaction channel (social, email, mobile),
 -- from the incrementally maintained int_person_channel_activity.
+-- Incremental like it (strategy replace_partitions, one partition per
+-- person): the persons it recomputed are copied again; a person that no
+-- longer exists is emptied.
+
+{#- on_schema_change ignore: the batch's _tombstone column is not one of the table -#}
+{{ config(
+    materialized='incremental',
+    incremental_strategy='replace_partitions',
+    unique_key='person_id',
+    on_schema_change='ignore',
+    post_hook="{{ save_incremental_state('int_events', sentiment=true) }}"
+) }}
+
+-- depends_on: {{ ref('int_identity_history') }}
+-- depends_on: {{ ref('int_events') }}
+-- depends_on: {{ source('sentiment', 'social_sentiment') }}
 
 with
+
+{% if is_incremental() %}
+changed_persons as (
+
+    {{ changed_persons(sentiment=true) }}
+
+),
+{% endif %}
 
 activity as (
 
     select * from {{ ref('int_person_channel_activity') }}
     where channel in ('social', 'email', 'mobile')
+    {%- if is_incremental() %}
+        and person_id in (select person_id from changed_persons)
+    {%- endif %}
 
 ),
 
@@ -31,8 +58,21 @@ final as (
         case when scored_social_messages > 0 then cast(sentiment_score_sum as double) / scored_social_messages end as avg_sentiment_score,
         latest_sentiment_score,
         latest_sentiment_label
+        {%- if is_incremental() %},
+        false as _tombstone
+        {%- endif %}
 
     from activity
+
+    {%- if is_incremental() %}
+
+    union all
+
+    -- one tombstone per recomputed person: empties the persons that no longer exist
+    select
+        person_id, {% for i in range(17) %}null, {% endfor %}true as _tombstone
+    from changed_persons
+    {%- endif %}
 
 )
 
