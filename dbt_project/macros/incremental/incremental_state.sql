@@ -16,14 +16,17 @@
     {{ return(api.Relation.create(database=target.database, schema=target.schema, identifier='dbt_incremental_state')) }}
 {%- endmacro %}
 
+{#- evaluated_at: the evaluation instant (var as_of) of the model's last build (marketing_audience). -#}
 {% macro create_incremental_state_table() -%}
     create table if not exists {{ incremental_state_relation() }} (
         model varchar primary key,
         received_at timestamp with time zone,
         identity_run bigint,
         scored_at timestamp with time zone,
-        updated_at timestamp with time zone
-    )
+        updated_at timestamp with time zone,
+        evaluated_at timestamp with time zone
+    );
+    alter table {{ incremental_state_relation() }} add column if not exists evaluated_at timestamp with time zone
 {%- endmacro %}
 
 {#-
@@ -104,12 +107,13 @@
     Post-hook SQL: record what this build has read. received_from: the
     relation(s) whose last_received_at bounds what the model read (its
     upstream events); identity_run: from int_identity_history (identity=false
-    for the models upstream of it); scored_at from the sentiment source.
+    for the models upstream of it); scored_at from the sentiment source;
+    evaluated_at: the evaluation instant the model used (SQL), if any.
 -#}
-{% macro save_incremental_state(received_from, sentiment=false, identity=true) -%}
+{% macro save_incremental_state(received_from, sentiment=false, identity=true, evaluated_at=none) -%}
     {%- set sources = [received_from] if received_from is string else received_from -%}
     delete from {{ incremental_state_relation() }} where model = {{ dbt.string_literal(this.identifier) }};
-    insert into {{ incremental_state_relation() }} (model, received_at, identity_run, scored_at, updated_at)
+    insert into {{ incremental_state_relation() }} (model, received_at, identity_run, scored_at, updated_at, evaluated_at)
     select
         {{ dbt.string_literal(this.identifier) }},
         (select max(last_received_at) from (
@@ -128,5 +132,6 @@
         {%- else %}
         null,
         {%- endif %}
-        {{ dbt.current_timestamp() }}
+        {{ dbt.current_timestamp() }},
+        {{ evaluated_at if evaluated_at else 'null' }}
 {%- endmacro %}

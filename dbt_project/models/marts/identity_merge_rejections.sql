@@ -11,34 +11,36 @@
 --                     (int_identity_rejected_edges): both identifiers keep
 --                     their persons, the link is not applied.
 -- Holds identifier values (compliance).
+-- The inputs are `not materialized`: each use reads only the rows it joins
+-- with (a handful), instead of a copy of every node, person and edge.
 
 with
 
-nodes as (
+nodes as not materialized (
 
     select * from {{ ref('int_identity_nodes') }}
 
 ),
 
-shared as (
+shared as not materialized (
 
     select * from {{ ref('int_identity_shared_identifiers') }}
 
 ),
 
-rejected as (
+rejected as not materialized (
 
     select * from {{ ref('int_identity_rejected_edges') }}
 
 ),
 
-components as (
+components as not materialized (
 
     select * from {{ ref('int_identity_components') }}
 
 ),
 
-edges as (
+edges as not materialized (
 
     select * from {{ ref('int_identity_edges') }}
 
