@@ -7,8 +7,10 @@
    simulator's truth: pairwise precision and recall of "same person".
 2. Incremental: 99% of the records (in arrival order) are landed and built,
    then the last 1% (late events, logins that stitch earlier anonymous use,
-   consent changes) land and an incremental build runs; a --full-refresh
-   build of the same data is timed against it.
+   consent changes) land and an incremental build runs, then one with
+   nothing new; a --full-refresh build of the same data is timed against
+   them. At --people and again at --incremental-people (500k by default:
+   the fixed cost of an incremental run weighs less in a bigger warehouse).
 3. Scale: the identity-resolution models (shared identifiers, connected
    components, per-person limits, ids and history, current map) on
    synthetic identity graphs of 1M and 10M identifiers (--scales).
@@ -87,7 +89,10 @@ def pairwise(mine: dict[str, str], truth: dict[str, str]) -> tuple[float, float,
     return precision, recall, len(same_person_pairs(truth))
 
 
-def accuracy_and_incremental(people: int, work: Path) -> dict:
+def accuracy_and_incremental(people: int, work: Path, accuracy: bool = True) -> dict:
+    """Land 99% of the simulated records, build, land the last 1%, build incrementally,
+    again with nothing new, then a full refresh of the same data; with accuracy, compare
+    identity_map with the simulator's truth after the incremental build."""
     import duckdb
 
     from omnivue.simulator import Simulation, land
@@ -109,6 +114,10 @@ def accuracy_and_incremental(people: int, work: Path) -> dict:
     score_sentiment(wh)
     out["new_records"] = len(records) - cut
     out["incremental"] = dbt(wh, work, "run")
+    if not accuracy:
+        out["no_change"] = dbt(wh, work, "run")
+        out["full_refresh"] = dbt(wh, work, "run", "--full-refresh")
+        return out
     con = duckdb.connect(str(wh), read_only=True)
     mine = {f"{t}:{v}": p for t, v, p in con.execute(
         "select identifier_type, identifier_value, person_id from identity_map").fetchall()}
@@ -218,12 +227,10 @@ def identity_scale(identifiers: int, work: Path) -> dict:
             "shared": shared, "rejected": rejected}
 
 
-def render(acc: dict | None, scales: list[dict]) -> str:
+def render(acc: dict | None, scales: list[dict], large: dict | None = None) -> str:
     lines = [f"Measured {datetime.now(timezone.utc):%Y-%m-%d} on {platform.machine()}, {os.cpu_count()} cores, "
              f"Python {platform.python_version()} (`python bench/identity.py`).", ""]
     if acc:
-        full_wall, full_models, _ = acc["full_refresh"]
-        inc_wall, inc_models, per_model = acc["incremental"]
         lines += [
             f"**Accuracy** ({acc['people']:,} simulated people, {acc['records']:,} records, {acc['traps']} planted "
             f"traps): pairwise precision **{acc['precision']:.4f}**, recall **{acc['recall']:.4f}** over "
@@ -231,19 +238,35 @@ def render(acc: dict | None, scales: list[dict]) -> str:
             f"(truth {acc['truth_persons']:,}); traps attributed to a person: {acc['traps_attributed']}, "
             f"reported in identity_merge_rejections: {acc['traps_reported']}/{acc['traps']}.",
             "",
-            f"**Incremental** (+{acc['new_records']:,} records = the last 1% by arrival, late events included):",
+        ]
+    runs = [r for r in (acc, large) if r]
+    if runs:
+        def cell(r: dict, key: str) -> str:
+            wall, models = r[key][:2]
+            return f"{wall:.1f} s | {models:.1f} s"
+
+        def ratio(r: dict, key: str) -> str:
+            return (f"{r[key][0] / r['full_refresh'][0]:.0%} | "
+                    f"{r[key][1] / r['full_refresh'][1]:.0%}")
+
+        lines += [
+            "**Incremental** (+1% = the last 1% of the records by arrival, late events included; "
+            "wall = the `dbt run`, models = the sum of the model times in run_results.json):",
             "",
-            "| build | wall (dbt run) | sum of model times |",
-            "| --- | ---: | ---: |",
-            f"| full refresh, all data | {full_wall:.1f} s | {full_models:.1f} s |",
-            f"| incremental after +1% | {inc_wall:.1f} s | {inc_models:.1f} s |",
-            f"| ratio | {inc_wall / full_wall:.0%} | {inc_models / full_models:.0%} |",
-            f"| incremental, nothing new (fixed cost) | {acc['no_change'][0]:.1f} s | {acc['no_change'][1]:.1f} s |",
-            "",
-            "Slowest models of the incremental build: " + ", ".join(
-                f"{m} {s:.2f} s" for m, s in sorted(per_model.items(), key=lambda x: -x[1])[:6]) + ".",
+            "| build | " + " | ".join(f"{r['people']:,} people: wall | models" for r in runs) + " |",
+            "| --- |" + " ---: | ---: |" * len(runs),
+            "| records before / added | " + " | ".join(f"{r['records'] - r['new_records']:,} | +{r['new_records']:,}"
+                                                     for r in runs) + " |",
+            "| full refresh, all data | " + " | ".join(cell(r, "full_refresh") for r in runs) + " |",
+            "| incremental after +1% | " + " | ".join(cell(r, "incremental") for r in runs) + " |",
+            "| **ratio** incremental / full | " + " | ".join(ratio(r, "incremental") for r in runs) + " |",
+            "| incremental, nothing new (fixed cost) | " + " | ".join(cell(r, "no_change") for r in runs) + " |",
+            "| ratio nothing new / full | " + " | ".join(ratio(r, "no_change") for r in runs) + " |",
             "",
         ]
+        for r in runs:
+            lines += [f"Slowest models of the incremental build at {r['people']:,} people: " + ", ".join(
+                f"{m} {t:.2f} s" for m, t in sorted(r["incremental"][2].items(), key=lambda x: -x[1])[:8]) + ".", ""]
     if scales:
         lines += ["**Identity resolution at scale** (synthetic graphs; shared identifiers, connected components, "
                   "per-person limits, ids and history, current map; first build):", "",
@@ -275,6 +298,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--people", type=int, default=100_000, help="simulated people for accuracy (default 100000)")
     parser.add_argument("--scales", default="1000000,10000000",
                         help="comma-separated synthetic identifier counts (default 1000000,10000000; '' to skip)")
+    parser.add_argument("--incremental-people", type=int, default=500_000,
+                        help="also measure full vs incremental builds at this larger size (default 500000; 0 to skip)")
     parser.add_argument("--skip-accuracy", action="store_true")
     parser.add_argument("--no-write", action="store_true", help="do not update docs/identity.md")
     args = parser.parse_args(argv)
@@ -290,6 +315,14 @@ def main(argv: list[str] | None = None) -> int:
             print(f"full refresh {acc['full_refresh'][0]:.1f}s (models {acc['full_refresh'][1]:.1f}s); "
                   f"incremental after +1% {acc['incremental'][0]:.1f}s (models {acc['incremental'][1]:.1f}s)")
             shutil.rmtree(base / "acc", ignore_errors=True)
+        large = None
+        if args.incremental_people:
+            (base / "large").mkdir()
+            large = accuracy_and_incremental(args.incremental_people, base / "large", accuracy=False)
+            print(f"{large['people']} people: full refresh {large['full_refresh'][0]:.1f}s "
+                  f"(models {large['full_refresh'][1]:.1f}s); incremental after +1% {large['incremental'][0]:.1f}s "
+                  f"(models {large['incremental'][1]:.1f}s)")
+            shutil.rmtree(base / "large", ignore_errors=True)
         scales = []
         for n in [int(x) for x in args.scales.split(",") if x.strip()]:
             work = base / f"scale-{n}"
@@ -300,7 +333,7 @@ def main(argv: list[str] | None = None) -> int:
                   f"in {s['wall_s']:.1f}s (models {s['models_s']:.1f}s, components "
                   f"{s['per_model'].get('int_identity_raw_components', 0):.1f}s)")
             shutil.rmtree(work, ignore_errors=True)
-        text = render(acc, scales)
+        text = render(acc, scales, large)
         print(text)
         if not args.no_write:
             write_doc(text)
