@@ -42,6 +42,8 @@
     inner join {{ ref('int_events') }} as events
         on sentiment.event_id = events.event_id
     where sentiment.scored_at > {{ scored_watermark() }}
+        -- only social texts are scored: the filter spares reading other events' ids
+        and events.channel = 'social'
         and events.person_id is not null
     {%- endif %}
 {%- endmacro %}

@@ -45,11 +45,42 @@ events as (
 
 ),
 
+{% if is_incremental() %}
+scoped_events as (
+
+    select * from events
+    where event_id in (select event_id from scope)
+
+),
+
+-- the identifiers of the rebuilt events, unpivoted from their staged rows (as
+-- int_event_identifiers does): cheaper than finding their rows there by event_id
+event_identifiers as (
+
+    select event_id, node_key
+    from (
+        select
+            scoped_events.event_id,
+            case identifier_types.identifier_type
+                {% for identifier in identifier_columns() -%}
+                when {{ dbt.string_literal(identifier) }} then {{ node_key('identifier_types.identifier_type', 'scoped_events.' ~ identifier) }}
+                {% endfor -%}
+            end as node_key
+        from scoped_events
+        cross join (
+            {{ literal_rows('identifier_type', identifier_columns()) }}
+        ) as identifier_types
+    ) as unpivoted
+    where node_key is not null
+
+),
+{% else %}
 event_identifiers as (
 
     select * from {{ ref('int_event_identifiers') }}
 
 ),
+{% endif %}
 
 identity_components as (
 
@@ -68,9 +99,6 @@ event_persons as (
     from event_identifiers
     inner join identity_components
         on event_identifiers.node_key = identity_components.node_key
-    {%- if is_incremental() %}
-    where event_identifiers.event_id in (select event_id from scope)
-    {%- endif %}
     group by event_identifiers.event_id
 
 ),
@@ -97,12 +125,9 @@ final as (
         events.last_received_at,
         events.n_deliveries
 
-    from events
+    from {{ 'scoped_events' if is_incremental() else 'events' }} as events
     left join event_persons
         on events.event_id = event_persons.event_id
-    {%- if is_incremental() %}
-    where events.event_id in (select event_id from scope)
-    {%- endif %}
 
 )
 

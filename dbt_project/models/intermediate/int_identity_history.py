@@ -77,10 +77,13 @@ def model(dbt, session):
     # 0. the identifiers whose person may change (all, in a first build)
     if incremental:
         lookback = int(dbt.config.get("lookback_hours") or 1)
-        watermark = (
-            "coalesce((select received_at from dbt_incremental_state where model = 'int_identity_history')"
-            f" - interval '{lookback} hours', cast('-infinity' as timestamp with time zone))"
-        )
+        # a literal, not a subquery: DuckDB skips the row groups of nodes and edges (written in
+        # landing order) whose last_received_at is older, by their min/max
+        (watermark,) = session.execute(
+            "select strftime(coalesce((select received_at from dbt_incremental_state where model = 'int_identity_history')"
+            f" - interval '{int(lookback)} hours', cast('-infinity' as timestamp with time zone)), '%Y-%m-%d %H:%M:%S.%f%z')"
+        ).fetchone()
+        watermark = f"cast('{watermark}' as timestamp with time zone)"
         session.execute(f"""
             create or replace temp table __hist_touched as
             select node_key_a as node_key from __hist_edges where last_received_at > {watermark}

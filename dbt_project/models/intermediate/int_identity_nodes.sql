@@ -63,4 +63,6 @@ final as (
 
 )
 
+-- written in landing order: DuckDB skips the row groups older than a watermark by their min/max
 select * from final
+order by last_received_at

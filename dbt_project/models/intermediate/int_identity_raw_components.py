@@ -40,10 +40,13 @@ def model(dbt, session):
     if dbt.is_incremental:
         this = str(dbt.this)
         lookback = int(dbt.config.get("lookback_hours") or 1)
-        watermark = (
-            "coalesce((select received_at from dbt_incremental_state where model = 'int_identity_raw_components')"
-            f" - interval '{int(lookback)} hours', cast('-infinity' as timestamp with time zone))"
-        )
+        # a literal, not a subquery: DuckDB skips the row groups of nodes and edges (written in
+        # landing order) whose last_received_at is older, by their min/max
+        (watermark,) = session.execute(
+            "select strftime(coalesce((select received_at from dbt_incremental_state where model = 'int_identity_raw_components')"
+            f" - interval '{int(lookback)} hours', cast('-infinity' as timestamp with time zone)), '%Y-%m-%d %H:%M:%S.%f%z')"
+        ).fetchone()
+        watermark = f"cast('{watermark}' as timestamp with time zone)"
         session.execute(f"""
             create or replace temp table __cc_touched as
             select node_key_a as node_key from __cc_edges where last_received_at > {watermark}
