@@ -11,13 +11,18 @@
     - social events scored after the sentiment watermark.
 -#}
 {% macro interaction_scope() -%}
+    -- two branches, not an OR: the first one skips the old row groups by their min/max
     select event_id
     from {{ ref('int_events') }}
     where channel in ('social', 'email', 'mobile')
-        and (
-            last_received_at > {{ received_watermark() }}
-            or person_id in (select person_id from changed_persons)
-        )
+        and last_received_at > {{ received_watermark() }}
+
+    union
+
+    select event_id
+    from {{ ref('int_events') }}
+    where channel in ('social', 'email', 'mobile')
+        and person_id in (select person_id from changed_persons)
 
     union
 

@@ -41,16 +41,13 @@ event_identifiers as (
 ),
 
 {% if is_incremental() %}
--- the identifiers of the events landed after the watermark (both sides of a new pair are among them)
+-- the identifiers of the events landed after the watermark (an event's rows share its
+-- last_received_at, and the table is in landing order: the old row groups are skipped)
 new_event_identifiers as (
 
     select event_id, node_key
     from {{ ref('int_event_identifiers') }}
-    where event_id in (
-        select event_id
-        from {{ ref('int_event_identifiers') }}
-        where last_received_at > {{ own_received_watermark() }}
-    )
+    where last_received_at > {{ own_received_watermark() }}
         and node_key in (select node_key from usable_nodes)
 
 ),
@@ -68,20 +65,17 @@ new_pairs as (
 
 ),
 
--- every event carrying a new pair's first node: all the evidence of the new pairs
-candidate_events as (
-
-    select distinct event_id
-    from {{ ref('int_event_identifiers') }}
-    where node_key in (select node_key_a from new_pairs)
-
-),
-
+-- every row of the new pairs' nodes, from all their events: all the evidence of the new
+-- pairs (one pass over the node keys; the pairs are formed and filtered below)
 scoped_identifiers as (
 
     select *
     from event_identifiers
-    where event_id in (select event_id from candidate_events)
+    where node_key in (
+        select node_key_a from new_pairs
+        union
+        select node_key_b from new_pairs
+    )
 
 ),
 {% else %}
