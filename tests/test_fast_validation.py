@@ -120,15 +120,15 @@ def test_fast_path_is_a_strict_subset_of_the_contract_with_identical_values():
     con = duckdb.connect()
     con.execute(LANDING_DDL)
     con.execute("set TimeZone = 'UTC'")
-    slow = set(fast_validation.classify(con, raw))
-    fast_validation.land_accepted(con, datetime.now(timezone.utc))
+    accepted, slow_idx = fast_validation.check(con, raw)
+    slow = set(slow_idx)
+    fast_validation.insert_accepted(con, accepted, datetime.now(timezone.utc))
     cur = con.execute('select "offset", event_id, event_type, channel, occurred_at, source, customer_id, email, phone, '
                       "device_id, anonymous_id, social_handle, properties, "
                       "properties ->> '$.purpose' as purpose_read, properties ->> '$.scope' as scope_read "
                       "from landed_events")
     cols = [d[0] for d in cur.description]
     landed = {row[0]: dict(zip(cols[1:], row[1:])) for row in cur.fetchall()}
-    fast_validation.cleanup(con)
 
     assert set(landed) == set(range(len(records))) - slow
     python = {i: _python_row(t, v) for i, (t, v) in enumerate(records)}

@@ -118,8 +118,9 @@ checked as (
                and (id_customer_id is null or regexp_full_match(id_customer_id, '{_PLAIN_ID}'))
                and (id_device_id is null or regexp_full_match(id_device_id, '{_PLAIN_ID}'))
                and (id_anonymous_id is null or regexp_full_match(id_anonymous_id, '{_PLAIN_ID}'))
-               and (id_email is null or regexp_full_match(id_email, '{_EMAIL}'))
-               and (id_social_handle is null or regexp_full_match(id_social_handle, '{_HANDLE}'))
+               -- emails and handles may come with spaces around them (trimmed, as identifiers.py does)
+               and (id_email is null or regexp_full_match(id_email, ' *{_EMAIL} *'))
+               and (id_social_handle is null or regexp_full_match(id_social_handle, ' *{_HANDLE} *'))
                and (id_phone is null or (regexp_full_match(id_phone, '{_PHONE}') and pm.e164 is not null))
                and props_object
                and (channel <> 'consent' or (
@@ -137,18 +138,23 @@ from checked
 """.replace("_TOP_KEYS_", _list(_ENVELOPE_KEYS)).replace(
     "_ID_COUNT_", " + ".join(f"(id_{k} is not null)::int" for k in _ID_TYPES))
 
-LANDED_FROM_FAST = """
-insert into landed_events (topic, "partition", "offset", record_key, kafka_timestamp, event_id, event_type, channel,
-    occurred_at, source, schema_version, customer_id, email, phone, device_id, anonymous_id, social_handle,
-    properties, raw, received_at)
+# The accepted records as landed_events rows (all but received_at, set when they land). Needs
+# TimeZone = 'UTC' on the connection: the integer Kafka timestamps are UTC.
+ACCEPTED_SQL = """
 select topic, "partition", "offset", record_key,
-       case when kafka_timestamp_ms >= 0 then make_timestamp(kafka_timestamp_ms * 1000)::timestamptz end,
-       lower(event_id), event_type, channel, cast(occurred_text as timestamptz), source, 1,
-       id_customer_id, lower(id_email), e164, id_device_id, id_anonymous_id,
-       lower(regexp_replace(id_social_handle, ':@', ':')),
-       properties, raw, $received_at
+       case when kafka_timestamp_ms >= 0 then make_timestamp(kafka_timestamp_ms * 1000)::timestamptz end
+           as kafka_timestamp,
+       lower(event_id) as event_id, event_type, channel, cast(occurred_text as timestamptz) as occurred_at, source,
+       1 as schema_version, id_customer_id as customer_id, lower(trim(id_email)) as email, e164 as phone,
+       id_device_id as device_id, id_anonymous_id as anonymous_id,
+       lower(regexp_replace(trim(id_social_handle), ':@', ':')) as social_handle, properties, raw
 from fast_checked where ok
 """
+_LANDED_COLUMNS = ('topic, "partition", "offset", record_key, kafka_timestamp, event_id, event_type, channel, '
+                   "occurred_at, source, schema_version, customer_id, email, phone, device_id, anonymous_id, "
+                   "social_handle, properties, raw")
+INSERT_ACCEPTED = (f"insert into landed_events ({_LANDED_COLUMNS}, received_at) "
+                   f"select {_LANDED_COLUMNS}, $received_at from accepted_batch")
 
 
 def phone_map(con: Any) -> pa.Table:
@@ -166,22 +172,32 @@ def phone_map(con: Any) -> pa.Table:
     return pa.table({"raw_phone": pa.array(raw, pa.string()), "e164": pa.array(e164, pa.string())})
 
 
-def classify(con: Any, raw_batch: pa.Table) -> list[int]:
-    """Run the fast path over ``raw_batch`` (RAW_SCHEMA); leave the verdicts in the temp
-    table ``fast_checked`` and return the idx of the records the slow path must judge."""
-    con.register("raw_batch", raw_batch)
-    con.execute(f"create or replace temp table fast_docs as {DOCS_SQL}")
-    con.register("phone_map", phone_map(con))
-    con.execute(f"create or replace temp table fast_checked as {FAST_SQL}")
-    return [i for (i,) in con.execute("select idx from fast_checked where not ok order by idx").fetchall()]
-
-
-def land_accepted(con: Any, received_at: Any) -> int:
+def check(con: Any, raw_batch: pa.Table) -> tuple[pa.Table, list[int]]:
+    """Run the fast path over ``raw_batch`` (RAW_SCHEMA) on ``con`` (any DuckDB connection: it
+    only uses temporary tables). Returns the accepted records as landed_events rows and the idx
+    of the records the slow path must judge."""
     con.execute("set TimeZone = 'UTC'")
-    return con.execute(LANDED_FROM_FAST, {"received_at": received_at}).fetchone()[0]
+    try:
+        con.register("raw_batch", raw_batch)
+        con.execute(f"create or replace temp table fast_docs as {DOCS_SQL}")
+        con.register("phone_map", phone_map(con))
+        con.execute(f"create or replace temp table fast_checked as {FAST_SQL}")
+        slow = [i for (i,) in con.execute("select idx from fast_checked where not ok order by idx").fetchall()]
+        return con.sql(ACCEPTED_SQL).to_arrow_table(), slow
+    finally:
+        _cleanup(con)
 
 
-def cleanup(con: Any) -> None:
+def insert_accepted(con: Any, accepted: pa.Table, received_at: Any) -> None:
+    """Append what :func:`check` accepted to landed_events (inside the caller's transaction)."""
+    con.register("accepted_batch", accepted)
+    try:
+        con.execute(INSERT_ACCEPTED, {"received_at": received_at})
+    finally:
+        con.unregister("accepted_batch")
+
+
+def _cleanup(con: Any) -> None:
     try:
         con.execute("drop table if exists fast_checked")
         con.execute("drop table if exists fast_docs")

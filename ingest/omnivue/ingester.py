@@ -36,6 +36,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from typing import Any, Iterable
 
+import duckdb
 import pyarrow as pa
 from kafka import ConsumerRebalanceListener, KafkaConsumer, TopicPartition
 from kafka.structs import OffsetAndMetadata
@@ -200,7 +201,7 @@ class Ingester:
         self._pending: list[Any] = []  # polled, not yet handed to the lander
         self._pending_by_topic: Counter = Counter()
         self._in_flight: Counter = Counter()  # polled, not yet landed (pending or with the lander)
-        self._lander: _Lander | None = None
+        self._lander: _Pipeline | None = None
         self._bar: Progress | None = None
         self._truncation_reported: set[TopicPartition] = set()
 
@@ -255,10 +256,47 @@ class Ingester:
         self._lander.wait_idle(release)
         self._collect()
 
+    # -- validation (on the validator thread) ---------------------------------------------
+    def _validate(self, con: Any, records: list[Any], polled_by_topic: Counter | None = None,
+                  fast: bool | None = None) -> "_Checked":
+        """Validate one batch: the fast path (unless ``fast`` is False, default: the ingester's
+        setting), then Python for what it did not accept. ``con`` is only used for temporary tables
+        (on the validator thread, an in-memory DuckDB)."""
+        reasons: Counter = Counter()
+        slow = Batch()
+        if (self.fast_path if fast is None else fast) and records:
+            raw = pa.table({
+                "idx": pa.array(range(len(records)), pa.int64()),
+                "topic": pa.array([r.topic for r in records], pa.string()),
+                "partition": pa.array([r.partition for r in records], pa.int32()),
+                "offset": pa.array([r.offset for r in records], pa.int64()),
+                "record_key": _utf8_column([r.key for r in records], _decode),
+                "kafka_timestamp_ms": pa.array([r.timestamp for r in records], pa.int64()),
+                "raw": _utf8_column([r.value for r in records], _utf8_or_none),
+            }, schema=fast_validation.RAW_SCHEMA)
+            accepted, slow_idx = fast_validation.check(con, raw)
+            judged_in_python = (records[i] for i in slow_idx)
+        else:
+            accepted, judged_in_python = None, iter(records)
+        for r in judged_in_python:
+            slow.add_raw(r.topic, r.partition, r.offset, r.key, r.value, r.timestamp, reasons)
+        slow_landed, dead = slow.tables()
+        by_topic = Counter(slow_landed.column("topic").to_pylist())
+        if accepted is not None:
+            by_topic.update(accepted.column("topic").to_pylist())
+        return _Checked(records, polled_by_topic or Counter(), accepted, slow_landed, dead, by_topic, reasons)
+
+    @staticmethod
+    def _insert(con: Any, checked: "_Checked", received_at: datetime) -> None:
+        if checked.accepted is not None and checked.accepted.num_rows:
+            fast_validation.insert_accepted(con, checked.accepted, received_at)
+        insert_batch(con, checked.slow_landed, checked.dead, received_at)
+
     # -- one transaction per batch (on the lander thread) --------------------------------
-    def _land_batch(self, con: Any, records: list[Any], polled_by_topic: Counter) -> "_Landed":
-        """Land one batch in one warehouse transaction, with the next offset of each partition."""
+    def _land_batch(self, con: Any, checked: "_Checked") -> "_Landed":
+        """Land one validated batch in one warehouse transaction, with the next offset of each partition."""
         received_at = datetime.now(timezone.utc)
+        records = checked.records
         first: dict[tuple[str, int], int] = {}
         nxt: dict[tuple[str, int], int] = {}
         for r in records:  # a partition's records arrive in offset order
@@ -266,7 +304,6 @@ class Ingester:
             if key not in first:
                 first[key] = r.offset
             nxt[key] = r.offset + 1
-        polled = len(records)
         skipped = suppressed = 0
         con.begin()
         try:
@@ -275,15 +312,18 @@ class Ingester:
                 [self.group_id]).fetchall()}
             already = {k: stored[k] for k in first if stored.get(k, -1) > first[k]}
             if already:
-                # Part of this batch was landed by an earlier run or another member of the group.
-                records = [r for r in records if r.offset >= already.get((r.topic, r.partition), -1)]
-                skipped = polled - len(records)
+                # Part of this batch was landed by an earlier run or another member of the group:
+                # validate again what is left (rare: after a crash or a rebalance).
+                kept = [r for r in records if r.offset >= already.get((r.topic, r.partition), -1)]
+                skipped = len(records) - len(kept)
                 log.warning("skipped %d records already landed (re-delivered)", skipped)
-            land = self._land_fast if self.fast_path else self._land_python
-            landed_by_topic, dead_n = land(con, records, received_at) if records else (Counter(), 0)
+                checked = self._validate(con, kept, checked.polled_by_topic)
+            self._insert(con, checked, received_at)
+            landed_by_topic, dead_n = checked.landed_by_topic, checked.dead.num_rows
             # records of erased people are consumed but never landed (nor dead-lettered)
             dropped = suppress_batch(con, self.settings.pseudonym_key, received_at)
             if dropped.total:
+                landed_by_topic = landed_by_topic.copy()
                 landed_by_topic.subtract(dropped.landed_by_topic)
                 landed_by_topic = +landed_by_topic
                 dead_n -= dropped.dead
@@ -296,7 +336,7 @@ class Ingester:
         except BaseException:
             con.rollback()
             raise
-        return _Landed(polled_by_topic, landed_by_topic, dead_n, skipped, suppressed,
+        return _Landed(checked.polled_by_topic, landed_by_topic, dead_n, skipped, suppressed, checked.reasons,
                        {TopicPartition(t, p): o for (t, p), o in nxt.items()})
 
     def _account(self, done: "_Landed") -> None:
@@ -307,44 +347,23 @@ class Ingester:
         self.stats.suppressed += done.suppressed
         self.stats.batches += 1
         self.stats.by_topic.update(done.landed_by_topic)
+        self.stats.reasons.update(done.reasons)
         self._in_flight.subtract(done.polled_by_topic)
         self._commit_kafka(done.next_offsets)
 
     def _land_python(self, con: Any, records: list[Any], received_at: datetime) -> tuple[Counter, int]:
-        """Every record through the Python validator."""
-        batch = Batch()
-        for r in records:
-            batch.add_raw(r.topic, r.partition, r.offset, r.key, r.value, r.timestamp, self.stats.reasons)
-        landed, dead = batch.tables()
-        insert_batch(con, landed, dead, received_at)
-        return Counter(landed.column("topic").to_pylist()), dead.num_rows
+        """Every record through the Python validator, inserted on ``con`` (no transaction of its own)."""
+        return self._land_now(con, records, received_at, fast_path=False)
 
     def _land_fast(self, con: Any, records: list[Any], received_at: datetime) -> tuple[Counter, int]:
-        """The batch through the vectorised fast path; what it does not accept through Python."""
-        raw = pa.table({
-            "idx": pa.array(range(len(records)), pa.int64()),
-            "topic": pa.array([r.topic for r in records], pa.string()),
-            "partition": pa.array([r.partition for r in records], pa.int32()),
-            "offset": pa.array([r.offset for r in records], pa.int64()),
-            "record_key": _utf8_column([r.key for r in records], _decode),
-            "kafka_timestamp_ms": pa.array([r.timestamp for r in records], pa.int64()),
-            "raw": _utf8_column([r.value for r in records], _utf8_or_none),
-        }, schema=fast_validation.RAW_SCHEMA)
-        try:
-            slow = fast_validation.classify(con, raw)
-            fast_validation.land_accepted(con, received_at)
-            by_topic = Counter(dict(con.execute("select topic, count(*) from fast_checked where ok group by 1")
-                                    .fetchall()))
-        finally:
-            fast_validation.cleanup(con)
-        batch = Batch()
-        for i in slow:
-            r = records[i]
-            batch.add_raw(r.topic, r.partition, r.offset, r.key, r.value, r.timestamp, self.stats.reasons)
-        landed, dead = batch.tables()
-        insert_batch(con, landed, dead, received_at)
-        by_topic.update(landed.column("topic").to_pylist())
-        return by_topic, dead.num_rows
+        """The fast path, then Python for the rest, inserted on ``con`` (no transaction of its own)."""
+        return self._land_now(con, records, received_at, fast_path=True)
+
+    def _land_now(self, con: Any, records: list[Any], received_at: datetime, fast_path: bool) -> tuple[Counter, int]:
+        checked = self._validate(con, records, fast=fast_path)
+        self._insert(con, checked, received_at)
+        self.stats.reasons.update(checked.reasons)
+        return checked.landed_by_topic, checked.dead.num_rows
 
     def _commit_kafka(self, next_offsets: dict[TopicPartition, int]) -> None:
         try:
@@ -375,8 +394,7 @@ class Ingester:
         ensure_landing(self.settings.warehouse)
         start = time.monotonic()
         self._consumer = self._connect(start, max_seconds)
-        self._lander = _Lander(self)
-        self._lander.start()
+        self._lander = _Pipeline(self)
         listener = _Listener(self)
         self._consumer.subscribe(self.topics, listener=listener)
         log.info("ingest: group %r, topics %s, bootstrap %s%s", self.group_id, ", ".join(self.topics),
@@ -506,6 +524,18 @@ class Ingester:
 
 
 @dataclass
+class _Checked:
+    """One validated batch, on its way from the validator to the lander."""
+    records: list[Any]
+    polled_by_topic: Counter
+    accepted: pa.Table | None  # landed_events rows from the fast path
+    slow_landed: pa.Table  # LANDED_SCHEMA: valid records the Python validator judged
+    dead: pa.Table  # DEAD_SCHEMA
+    landed_by_topic: Counter
+    reasons: Counter  # dead-letter reason codes
+
+
+@dataclass
 class _Landed:
     """What the lander reports for one landed batch."""
     polled_by_topic: Counter
@@ -513,111 +543,164 @@ class _Landed:
     dead: int
     skipped: int
     suppressed: int
+    reasons: Counter
     next_offsets: dict[TopicPartition, int]
 
 
-class _Lander(threading.Thread):
-    """Lands the batches the polling thread hands over, one at a time and in order.
+_STOP = object()  # control items: they pass through every stage, in order with the batches
+_RELEASE = object()
 
-    At most two batches wait (backpressure on the polling thread). After an
-    error nothing more is landed: the error is re-raised on the polling thread
-    at its next hand-over or wait, and the stored offsets still point at the
-    first record not landed."""
 
-    _STOP = object()
-    _RELEASE = object()
+class _Stage(threading.Thread):
+    """One step of the landing pipeline on its own thread: takes items in order, hands each
+    result to the next stage (or to the polling thread). At most two items wait. After an error
+    nothing more is processed downstream: it is re-raised on the polling thread, and the stored
+    offsets still point at the first record not landed."""
 
-    def __init__(self, ingester: Ingester) -> None:
-        super().__init__(name="omnivue-lander", daemon=True)
-        self._ingester = ingester
-        self._todo: queue.Queue = queue.Queue(maxsize=2)
-        self._done: queue.Queue = queue.Queue()
-        self._error: BaseException | None = None
-        self._con: Any = None
-        self._opened_at = 0.0
+    def __init__(self, name: str, downstream: "_Stage | None") -> None:
+        super().__init__(name=name, daemon=True)
+        self.downstream = downstream
+        self.todo: queue.Queue = queue.Queue(maxsize=2)
+        self.done: queue.Queue = queue.Queue()  # results of the last stage
+        self.error: BaseException | None = None
 
-    def submit(self, records: list[Any], polled_by_topic: Counter) -> None:
-        self._raise_error()
+    # -- called from upstream ---------------------------------------------------------------
+    def submit(self, item: Any) -> None:
         while True:
+            self.raise_error()
             try:
-                self._todo.put((records, polled_by_topic), timeout=0.5)
+                self.todo.put(item, timeout=0.5)
                 return
             except queue.Full:
-                self._raise_error()
+                continue
 
-    def finished(self) -> list[_Landed]:
-        out = []
-        while True:
-            try:
-                out.append(self._done.get_nowait())
-            except queue.Empty:
-                break
-        self._raise_error()
-        return out
+    def raise_error(self) -> None:
+        stage: _Stage | None = self
+        while stage is not None:
+            if stage.error is not None:
+                raise stage.error
+            stage = stage.downstream
 
-    def wait_idle(self, release: bool = False) -> None:
-        """Wait until every batch handed over is landed; with ``release``, also until the
-        warehouse is checkpointed and closed (another member may land these partitions next)."""
-        if not self.is_alive():
-            self._raise_error()
-            return
-        if release:
-            self._todo.put(self._RELEASE)
-        while self._todo.unfinished_tasks and self._error is None and self.is_alive():
-            time.sleep(0.005)
-        self._raise_error()
+    def busy(self) -> bool:
+        stage: _Stage | None = self
+        while stage is not None:
+            if stage.todo.unfinished_tasks and stage.is_alive():
+                return True
+            stage = stage.downstream
+        return False
 
-    def stop(self) -> None:
-        try:
-            self._todo.put(self._STOP, timeout=60)
-        except queue.Full:  # stuck on a batch after an error elsewhere: it is a daemon thread
-            return
-        self.join(timeout=60)
+    # -- the thread -------------------------------------------------------------------------
+    def idle_timeout(self) -> float | None:
+        return None
 
-    def _raise_error(self) -> None:
-        if self._error is not None:
-            raise self._error
+    def on_idle(self) -> None:
+        pass
+
+    def control(self, item: object) -> None:
+        pass
+
+    def process(self, item: Any) -> Any:
+        raise NotImplementedError
 
     def run(self) -> None:
         try:
             while True:
-                try:  # a short pause between batches keeps the warehouse open; a longer one releases it
-                    item = self._todo.get(timeout=self.IDLE_RELEASE_S if self._con is not None else None)
+                try:
+                    item = self.todo.get(timeout=self.idle_timeout())
                 except queue.Empty:
-                    self._release()
+                    self.on_idle()
                     continue
                 try:
-                    if item is self._STOP:
-                        return
-                    if item is self._RELEASE:
-                        self._release()
-                    elif self._error is None:  # after an error, drop everything: nothing lands out of order
-                        self._done.put(self._ingester._land_batch(self._connection(), *item))
-                        if time.monotonic() - self._opened_at > self.HOLD_S:
-                            self._release()  # let dbt and other writers in between batches
+                    if item is _STOP or item is _RELEASE:
+                        self._control_and_forward(item)
+                        if item is _STOP:
+                            return
+                    elif self.error is None and not self._downstream_failed():
+                        result = self.process(item)  # after an error nothing more: nothing lands out of order
+                        if self.downstream is not None:
+                            self.downstream.submit(result)
+                        else:
+                            self.done.put(result)
                 except BaseException as exc:  # handed to the polling thread
-                    self._error = exc
-                    self._release()
+                    if self.error is None and not self._downstream_failed():
+                        self.error = exc
+                    self.on_idle()
                 finally:
-                    self._todo.task_done()
+                    self.todo.task_done()
         finally:
-            self._release()
+            self.control(_STOP)
 
-    # The warehouse stays open while batches follow one another (a checkpoint per batch would
-    # rewrite the table's last row group every time); it is released, and checkpointed, when no
-    # batch came for IDLE_RELEASE_S, after HOLD_S, on a rebalance and at the end.
+    def _control_and_forward(self, item: object) -> None:
+        try:
+            self.control(item)
+        finally:  # control items always go through: every stage keeps draining its queue
+            if self.downstream is not None:
+                self.downstream.todo.put(item)
+
+    def _downstream_failed(self) -> bool:
+        try:
+            if self.downstream is not None:
+                self.downstream.raise_error()
+        except BaseException:
+            return True
+        return False
+
+
+class _Validator(_Stage):
+    """Validates batches on an in-memory DuckDB of its own (the fast path only needs temporary
+    tables), in parallel with the polling thread and the lander."""
+
+    def __init__(self, ingester: Ingester, downstream: _Stage) -> None:
+        super().__init__("omnivue-validator", downstream)
+        self._ingester = ingester
+        self._con: Any = None
+
+    def process(self, item: tuple[list[Any], Counter]) -> _Checked:
+        if self._con is None:
+            self._con = duckdb.connect()
+            self._con.execute("set threads = 1")
+        return self._ingester._validate(self._con, *item)
+
+    def control(self, item: object) -> None:
+        if item is _STOP and self._con is not None:
+            self._con.close()
+            self._con = None
+
+
+class _Lander(_Stage):
+    """Lands validated batches in the warehouse, one transaction each, in order.
+
+    The warehouse stays open while batches follow one another (a checkpoint per batch would
+    rewrite the table's last row group every time); it is released, and checkpointed, when no
+    batch came for IDLE_RELEASE_S, after HOLD_S, on a rebalance and at the end."""
+
     IDLE_RELEASE_S = 0.5
     HOLD_S = 5.0
 
-    def _connection(self) -> Any:
+    def __init__(self, ingester: Ingester) -> None:
+        super().__init__("omnivue-lander", None)
+        self._ingester = ingester
+        self._con: Any = None
+        self._opened_at = 0.0
+
+    def process(self, item: _Checked) -> _Landed:
         if self._con is None:
             self._con = connect(self._ingester.settings.warehouse)
             self._con.execute("set checkpoint_threshold = '1GB'")  # checkpoint on release, not every 16 MB
-            self._con.execute("set threads = 1")  # the polling thread has the other core
+            self._con.execute("set threads = 1")  # the other threads need the other core
             self._opened_at = time.monotonic()
-        return self._con
+        landed = self._ingester._land_batch(self._con, item)
+        if time.monotonic() - self._opened_at > self.HOLD_S:
+            self.on_idle()  # let dbt and other writers in between batches
+        return landed
 
-    def _release(self) -> None:
+    def idle_timeout(self) -> float | None:
+        return self.IDLE_RELEASE_S if self._con is not None else None
+
+    def control(self, item: object) -> None:
+        self.on_idle()
+
+    def on_idle(self) -> None:
         con, self._con = self._con, None
         if con is not None:
             try:
@@ -628,6 +711,50 @@ class _Lander(threading.Thread):
                 log.warning("checkpoint of the warehouse failed (the data is safe in its WAL): %s", exc)
             finally:
                 con.close()
+
+
+class _Pipeline:
+    """Validator then lander, fed by the polling thread."""
+
+    def __init__(self, ingester: Ingester) -> None:
+        self.lander = _Lander(ingester)
+        self.validator = _Validator(ingester, self.lander)
+        self.lander.start()
+        self.validator.start()
+
+    def submit(self, records: list[Any], polled_by_topic: Counter) -> None:
+        self.validator.submit((records, polled_by_topic))
+
+    def finished(self) -> list[_Landed]:
+        out = []
+        while True:
+            try:
+                out.append(self.lander.done.get_nowait())
+            except queue.Empty:
+                break
+        self.validator.raise_error()
+        return out
+
+    def wait_idle(self, release: bool = False) -> None:
+        """Wait until every batch handed over is landed; with ``release``, also until the
+        warehouse is checkpointed and closed (another member may land these partitions next)."""
+        if not self.validator.is_alive():
+            self.validator.raise_error()
+            return
+        if release:
+            self.validator.submit(_RELEASE)
+        while self.validator.busy():
+            self.validator.raise_error()
+            time.sleep(0.005)
+        self.validator.raise_error()
+
+    def stop(self) -> None:
+        try:
+            self.validator.todo.put(_STOP, timeout=60)
+        except queue.Full:  # stuck after an error elsewhere: daemon threads
+            return
+        self.validator.join(timeout=60)
+        self.lander.join(timeout=60)
 
 
 class _Listener(ConsumerRebalanceListener):
