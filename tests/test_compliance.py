@@ -491,8 +491,7 @@ def test_ingest_drops_records_of_an_erased_person(world, fast_path):
     con = duckdb.connect(str(wh))
     try:
         con.begin()
-        land = ingester._land_fast if fast_path else ingester._land_python
-        land(con, records, received_at)
+        ingester._insert(con, ingester._validate(con, records, fast=fast_path), received_at)
         dropped = suppress_batch(con, KEY, received_at)
         kept = con.execute("select event_id from landed_events where received_at = ?", [received_at]).fetchall()
         dead = con.execute("select count(*) from dead_letter where received_at = ?", [received_at]).fetchone()[0]

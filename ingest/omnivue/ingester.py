@@ -10,12 +10,14 @@ updated too, for lag tooling, but the warehouse is the source of truth. The
 transaction also drops records below the stored offset, so two ingesters that
 race after a rebalance cannot land a record twice.
 
-Landing runs on a second thread (:class:`_Lander`) while the polling thread
-fetches and decodes the next batch: DuckDB releases the GIL while it
-validates, writes and checkpoints, so the two can use both cores. Batches are
-landed strictly in the order they were polled, at most two wait, and after a
-failed batch nothing more is landed (the error stops the ingester; the stored
-offsets still point at the first record not landed).
+Three threads share the work: the polling thread fetches and decodes
+records (kafka-python), a validator checks the previous batch (the fast path
+on an in-memory DuckDB of its own, Python for the rest) and a lander writes
+the batch before (:class:`_Pipeline`). DuckDB releases the GIL while it
+works, so they can use both cores. Batches are landed strictly in the order
+they were polled, at most two wait at each step, and after a failed batch
+nothing more is landed (the error stops the ingester; the stored offsets
+still point at the first record not landed).
 
 The warehouse stays open while batches follow one another and is released
 (checkpointed and closed) when none came for half a second, after holding it
@@ -198,10 +200,10 @@ class Ingester:
         self.topics = list(topics)
         self.stats = IngestStats()
         self._consumer: KafkaConsumer | None = None
-        self._pending: list[Any] = []  # polled, not yet handed to the lander
+        self._pending: list[Any] = []  # polled, not yet handed to the pipeline
         self._pending_by_topic: Counter = Counter()
-        self._in_flight: Counter = Counter()  # polled, not yet landed (pending or with the lander)
-        self._lander: _Pipeline | None = None
+        self._in_flight: Counter = Counter()  # polled, not yet landed (pending or in the pipeline)
+        self._pipeline: _Pipeline | None = None
         self._bar: Progress | None = None
         self._truncation_reported: set[TopicPartition] = set()
 
@@ -231,29 +233,29 @@ class Ingester:
         # land everything polled before the partitions go: their next owner starts from the stored offsets
         self._drain(release=True)
 
-    # -- handing batches to the lander (on the polling thread) ----------------------------
+    # -- handing batches to the pipeline (on the polling thread) --------------------------
     def _submit(self) -> None:
-        """Hand the pending records to the lander as one batch (blocks while two batches wait)."""
+        """Hand the pending records to the validator as one batch (blocks while two batches wait)."""
         if not self._pending:
             return
         records, by_topic = self._pending, self._pending_by_topic
         self._pending, self._pending_by_topic = [], Counter()
-        self._lander.submit(records, by_topic)
+        self._pipeline.submit(records, by_topic)
         self._collect()
 
     def _collect(self) -> None:
-        """Account for the batches the lander has finished; re-raise its error, if any."""
-        for done in self._lander.finished():
+        """Account for the batches landed since; re-raise an error of the pipeline, if any."""
+        for done in self._pipeline.finished():
             self._account(done)
             if self._bar is not None:
                 self._bar.advance(sum(done.polled_by_topic.values()))
 
     def _drain(self, release: bool = False) -> None:
         """Land everything polled so far and wait for it (``release``: and close the warehouse)."""
-        if self._lander is None:
+        if self._pipeline is None:
             return
         self._submit()
-        self._lander.wait_idle(release)
+        self._pipeline.wait_idle(release)
         self._collect()
 
     # -- validation (on the validator thread) ---------------------------------------------
@@ -351,20 +353,6 @@ class Ingester:
         self._in_flight.subtract(done.polled_by_topic)
         self._commit_kafka(done.next_offsets)
 
-    def _land_python(self, con: Any, records: list[Any], received_at: datetime) -> tuple[Counter, int]:
-        """Every record through the Python validator, inserted on ``con`` (no transaction of its own)."""
-        return self._land_now(con, records, received_at, fast_path=False)
-
-    def _land_fast(self, con: Any, records: list[Any], received_at: datetime) -> tuple[Counter, int]:
-        """The fast path, then Python for the rest, inserted on ``con`` (no transaction of its own)."""
-        return self._land_now(con, records, received_at, fast_path=True)
-
-    def _land_now(self, con: Any, records: list[Any], received_at: datetime, fast_path: bool) -> tuple[Counter, int]:
-        checked = self._validate(con, records, fast=fast_path)
-        self._insert(con, checked, received_at)
-        self.stats.reasons.update(checked.reasons)
-        return checked.landed_by_topic, checked.dead.num_rows
-
     def _commit_kafka(self, next_offsets: dict[TopicPartition, int]) -> None:
         try:
             self._consumer.commit({tp: OffsetAndMetadata(o, "", -1) for tp, o in next_offsets.items()
@@ -394,7 +382,7 @@ class Ingester:
         ensure_landing(self.settings.warehouse)
         start = time.monotonic()
         self._consumer = self._connect(start, max_seconds)
-        self._lander = _Pipeline(self)
+        self._pipeline = _Pipeline(self)
         listener = _Listener(self)
         self._consumer.subscribe(self.topics, listener=listener)
         log.info("ingest: group %r, topics %s, bootstrap %s%s", self.group_id, ", ".join(self.topics),
@@ -451,8 +439,8 @@ class Ingester:
                         break
                 self._drain()
         finally:
-            lander, self._lander = self._lander, None  # closing the consumer revokes: nothing left to land
-            lander.stop()
+            pipeline, self._pipeline = self._pipeline, None  # closing the consumer revokes: nothing left to land
+            pipeline.stop()
             self._bar = None
             try:
                 self._consumer.close(autocommit=False)
