@@ -92,11 +92,13 @@ def main() -> int:
         del result
 
         kills, lives, start = 0, 0, time.monotonic()
-        per_life = total / (args.kills * 1.3)  # records a life may land before it is killed, on average
         rate = 30_000.0  # records/s once a life has joined the group; re-estimated after every kill
         while True:
             lives += 1
             before = landed_count(settings.warehouse)
+            # records a life may land before it is killed, on average: what is left shared among the
+            # kills still to make, with a margin, so that the load does not end before the last kill
+            per_life = max(1, total - before) / (max(1, args.kills - kills) * 1.5)
             proc = subprocess.Popen([exe, "ingest", "--until-caught-up", "-q", "--batch-size", "2000"], env=env,
                                     stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
             joined = threading.Event()
