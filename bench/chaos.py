@@ -98,14 +98,17 @@ def main() -> int:
             before = landed_count(settings.warehouse)
             # records a life may land before it is killed, on average: what is left shared among the
             # kills still to make, with a margin, so that the load does not end before the last kill
-            per_life = max(1, total - before) / (max(1, args.kills - kills) * 1.5)
+            kills_left = max(1, args.kills - kills)
+            per_life = max(1, total - before) / (kills_left * 2)
             proc = subprocess.Popen([exe, "ingest", "--until-caught-up", "-q", "--batch-size", "2000"], env=env,
                                     stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
             joined = threading.Event()
             threading.Thread(target=_watch_join, args=(proc, joined), daemon=True).start()
             if kills < args.kills and joined.wait(timeout=120) and proc.poll() is None:
                 # a random instant within the landing: between 0 and ~2x this life's share of the load
-                wait = 0.2 + rng.uniform(0.0, 2.0) * per_life / rate
+                wait = 0.05 + rng.uniform(0.0, 2.0) * per_life / rate
+                if kills_left <= 5:  # the last kills early in their life: the load must not end first
+                    wait = min(wait, rng.uniform(0.05, 0.5))
                 t0 = time.monotonic()
                 time.sleep(wait)
                 if proc.poll() is None:
