@@ -17,7 +17,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import pyarrow as pa
 
@@ -104,9 +104,11 @@ def contract_files(directory: Path | None = None) -> list[Path]:
     return sorted(p for p in base.glob("*.yml"))
 
 
-def _data_source_yaml(warehouse: Path) -> str:
-    return (f"type: duckdb\nname: {DATA_SOURCE}\nconnection:\n  database: {json.dumps(str(warehouse))}\n"
-            "  read_only: false\n")  # dbt (in process) keeps a read-write handle: same config
+def data_source_yaml(database: Path, name: str = DATA_SOURCE, read_only: bool = False) -> str:
+    """Soda's data source for a DuckDB file. The warehouse is opened read-write: dbt (in process)
+    keeps a read-write handle, and DuckDB wants the same configuration."""
+    return (f"type: duckdb\nname: {name}\nconnection:\n  database: {json.dumps(str(database))}\n"
+            f"  read_only: {'true' if read_only else 'false'}\n")
 
 
 
@@ -114,40 +116,52 @@ def _outcome(raw: str) -> str:
     return {"PASSED": "passed", "FAILED": "failed", "WARN": "warned"}.get(raw, "error")
 
 
-def _verify_one(path: Path, warehouse: Path) -> list[CheckResult]:
+def verify_contract(path: Path, data_source_yaml: str, name: str, variables: dict[str, str] | None = None,
+                    table: str | None = None, dataset: str | None = None,
+                    redact: Callable[[str], str] = lambda text: text) -> list[CheckResult]:
+    """Run one Soda contract and turn every check into a CheckResult.
+
+    ``table``: the contract is a template verified against that table (the published snapshot's
+    contracts): checks are labelled with the table instead of a column, results carry ``dataset``
+    and errors the table. Otherwise results carry the contract's dataset. ``redact`` is applied to
+    error messages (e.g. to hide a salt passed in ``variables``)."""
     from soda_core.common.exceptions import SodaCoreException
     from soda_core.common.yaml import ContractYamlSource, DataSourceYamlSource
     from soda_core.contracts.contract_verification import ContractVerificationSession
 
-    name = path.stem
     try:
         res = ContractVerificationSession.execute(
             contract_yaml_sources=[ContractYamlSource.from_file_path(str(path))],
-            data_source_yaml_sources=[DataSourceYamlSource.from_str(_data_source_yaml(warehouse))])
+            data_source_yaml_sources=[DataSourceYamlSource.from_str(data_source_yaml)],
+            **({"variables": variables} if variables is not None else {}))
     except (SodaCoreException, ValueError, ImportError) as exc:
-        return [CheckResult(name, name, "contract", None, None, "error", None, True, message=f"{type(exc).__name__}: {exc}")]
+        return [CheckResult(name, table or name, "contract", None, None, "error", None, True,
+                            message=redact(f"{type(exc).__name__}: {exc}"[:2000]))]
     out: list[CheckResult] = []
     for contract in res.contract_verification_results:
-        dataset = getattr(contract.contract, "dataset_name", name) or name
+        result_dataset = dataset if table else (getattr(contract.contract, "dataset_name", name) or name)
         errors = contract.get_errors() if contract.has_errors else []
         for cr in contract.check_results:
             check = cr.check
             attrs = check.attributes or {}
             outcome = _outcome(cr.outcome.value if hasattr(cr.outcome, "value") else str(cr.outcome))
             value = cr.threshold_value
+            if table:
+                label, column = f"{table}: {check.name or check.type}", None
+            else:
+                label = (f"{check.column_name}: " if check.column_name else "") + (check.name or check.type)
+                column = check.column_name
             out.append(CheckResult(
-                contract=name, dataset=dataset,
-                check=(f"{check.column_name}: " if check.column_name else "") + (check.name or check.type),
-                check_type=check.type, column=check.column_name, outcome=outcome,
-                value=float(value) if isinstance(value, (int, float)) else None,
+                contract=name, dataset=result_dataset, check=label, check_type=check.type, column=column,
+                outcome=outcome, value=float(value) if isinstance(value, (int, float)) else None,
                 blocking=bool(attrs.get("blocking", True)),
                 diagnostics={k: v for k, v in (cr.diagnostic_metric_values or {}).items()
                              if isinstance(v, (int, float, str, bool)) or v is None},
-                message="; ".join(str(e) for e in errors)[:2000] if outcome == "error" and errors else None,
+                message=redact("; ".join(str(e) for e in errors)[:2000]) if outcome == "error" and errors else None,
             ))
         if errors and not contract.check_results:
-            out.append(CheckResult(name, dataset, "contract", None, None, "error", None, True,
-                                   message="; ".join(str(e) for e in errors)[:2000]))
+            out.append(CheckResult(name, table or result_dataset, "contract", None, None, "error", None, True,
+                                   message=redact("; ".join(str(e) for e in errors)[:2000])))
     return out
 
 
@@ -160,7 +174,7 @@ def verify_all(settings: Settings, run_id: str | None = None, directory: Path | 
     if not files:
         raise FileNotFoundError(f"no contracts found in {directory or contracts_dir()}")
     for path in files:
-        results.extend(_verify_one(path, settings.warehouse))
+        results.extend(verify_contract(path, data_source_yaml(settings.warehouse), path.stem))
     record_results(settings, run_id, checked_at, results)
     report = VerificationReport(run_id, checked_at, results)
     log.info("verified %d contracts: %s", len(files), dict(report.counts))

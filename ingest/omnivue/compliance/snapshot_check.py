@@ -11,7 +11,6 @@ warehouse contracts' (contract ``published_snapshot/<name>``).
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import secrets
@@ -21,7 +20,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from ..config import Settings, contracts_dir
-from ..contract_checks import CheckResult, VerificationReport, record_results
+from ..contract_checks import CheckResult, VerificationReport, data_source_yaml, record_results, verify_contract
 from ..warehouse import session
 from .store import table_exists
 
@@ -34,10 +33,6 @@ DATA_SOURCE = "snapshot"
 
 def snapshot_contracts() -> list[Path]:
     return sorted((contracts_dir() / "published").glob("*.yml"))
-
-
-def _outcome(raw: str) -> str:
-    return {"PASSED": "passed", "FAILED": "failed", "WARN": "warned"}.get(raw, "error")
 
 
 def _write_reference_files(settings: Settings, workdir: Path, salt: str) -> tuple[Path, Path]:
@@ -62,9 +57,6 @@ def _write_reference_files(settings: Settings, workdir: Path, salt: str) -> tupl
 def verify_snapshot(settings: Settings, candidate: Path, run_id: str) -> VerificationReport:
     """Verify every published-snapshot contract against every table of ``candidate``."""
     import duckdb
-    from soda_core.common.exceptions import SodaCoreException
-    from soda_core.common.yaml import ContractYamlSource, DataSourceYamlSource
-    from soda_core.contracts.contract_verification import ContractVerificationSession
 
     checked_at = datetime.now(timezone.utc)
     con = duckdb.connect(str(candidate), read_only=True)
@@ -73,8 +65,7 @@ def verify_snapshot(settings: Settings, candidate: Path, run_id: str) -> Verific
                                             "order by table_name").fetchall()]
     finally:
         con.close()
-    ds = (f"type: duckdb\nname: {DATA_SOURCE}\nconnection:\n  database: {json.dumps(str(candidate))}\n"
-          "  read_only: true\n")
+    ds = data_source_yaml(candidate, DATA_SOURCE, read_only=True)
     salt = secrets.token_hex(16)
     workdir = Path(tempfile.mkdtemp(prefix=".snapshot-check-", dir=settings.published_dir))
     results: list[CheckResult] = []
@@ -86,34 +77,8 @@ def verify_snapshot(settings: Settings, candidate: Path, run_id: str) -> Verific
             for table in tables:
                 variables = {"table": table, "salt": salt, "values_file": str(values),
                              "suppressed_file": str(suppressed)}
-                try:
-                    res = ContractVerificationSession.execute(
-                        contract_yaml_sources=[ContractYamlSource.from_file_path(str(path))],
-                        data_source_yaml_sources=[DataSourceYamlSource.from_str(ds)], variables=variables)
-                except (SodaCoreException, ValueError, ImportError) as exc:
-                    results.append(CheckResult(name, table, "contract", None, None, "error", None, True,
-                                               message=f"{type(exc).__name__}: {exc}"[:2000]))
-                    continue
-                for contract in res.contract_verification_results:
-                    errors = contract.get_errors() if contract.has_errors else []
-                    for cr in contract.check_results:
-                        check = cr.check
-                        attrs = check.attributes or {}
-                        outcome = _outcome(cr.outcome.value if hasattr(cr.outcome, "value") else str(cr.outcome))
-                        value = cr.threshold_value
-                        results.append(CheckResult(
-                            contract=name, dataset=f"snapshot/{table}", check=f"{table}: {check.name or check.type}",
-                            check_type=check.type, column=None, outcome=outcome,
-                            value=float(value) if isinstance(value, (int, float)) else None,
-                            blocking=bool(attrs.get("blocking", True)),
-                            diagnostics={k: v for k, v in (cr.diagnostic_metric_values or {}).items()
-                                         if isinstance(v, (int, float, str, bool)) or v is None},
-                            message=("; ".join(str(e) for e in errors)[:2000].replace(salt, "<salt>")
-                                     if outcome == "error" and errors else None)))
-                    if errors and not contract.check_results:
-                        results.append(CheckResult(name, table, "contract", None, None, "error", None, True,
-                                                   message="; ".join(str(e) for e in errors)[:2000]
-                                                   .replace(salt, "<salt>")))
+                results.extend(verify_contract(path, ds, name, variables, table=table, dataset=f"snapshot/{table}",
+                                               redact=lambda text: text.replace(salt, "<salt>")))
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
     if not snapshot_contracts():
