@@ -28,6 +28,7 @@ import pytest
 from kafka import KafkaConsumer, KafkaProducer
 
 from conftest import ROOT, free_port, run_cli
+from pipeline_helpers import query
 
 pytestmark = pytest.mark.slow
 
@@ -184,14 +185,6 @@ def read_topic(env: dict, topic: str) -> list[dict]:
         return out
     finally:
         consumer.close()
-
-
-def query(path: Path, sql: str, params: list | None = None) -> list[tuple]:
-    con = duckdb.connect(str(path), read_only=True)
-    try:
-        return con.execute(sql, params or []).fetchall()
-    finally:
-        con.close()
 
 
 def tables_of(path: Path) -> list[str]:
