@@ -28,7 +28,7 @@ def _mutations(rng: random.Random, ev: dict) -> list[tuple[str, bytes]]:
 
     m = json.loads(json.dumps(ev))
     ids = m["identities"]
-    choice = rng.randrange(24)
+    choice = rng.randrange(26)
     if choice == 0:
         m["occurred_at"] = m["occurred_at"].replace("T", "t")
     elif choice == 1:
@@ -81,6 +81,15 @@ def _mutations(rng: random.Random, ev: dict) -> list[tuple[str, bytes]]:
     elif choice == 22:  # a repeated key in properties (a consent scope said twice)
         add(raw=json.dumps(m).replace('"properties": {', '"properties": {"scope": "sms", "purpose": "analytics", ', 1))
         return out
+    elif choice == 23:  # escapes: a quote and a backslash in a value, an escaped plain letter
+        m["source"] = 'web "beta" \\ v2'
+        if "email" in ids:
+            ids["email"] = ids["email"].strip()
+            add(raw=json.dumps(m).replace(json.dumps(ids["email"]), '"\\u0061' + ids["email"][1:] + '"', 1)
+                .replace('"event_type"', '"event\\u005ftype"', 1))
+            return out
+    elif choice == 24:
+        ids["device_id"] = "dev\u00e9\t" if rng.random() < 0.5 else "dev-\\-1"
     else:
         ids["anonymous_id"] = "anon-" + "x" * rng.randrange(1, 300)
     add(m)

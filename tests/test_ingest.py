@@ -119,3 +119,71 @@ def test_ingest_waits_for_an_unreachable_broker_then_lands(omnivue_env):
         if proc.poll() is None:
             proc.kill()
         broker_mod.stop(settings)
+
+
+class _SlowFirst:
+    """Stands in for the Ingester in the validator: batches named "slow" take longer than the
+    ones after them, so the workers finish out of order."""
+
+    def _validate(self, con, records, polled_by_topic):
+        if records[0] == "boom":
+            raise ValueError("validation failed")
+        time.sleep(0.3 if records[0] == "slow" else 0.01)
+        assert con.execute("select 42").fetchall() == [(42,)]  # each worker has its own DuckDB
+        return records[0]
+
+
+def _validator_and_lander():
+    from omnivue.ingester import _STOP, _Stage, _Validator
+
+    class Lander(_Stage):
+        def __init__(self):
+            super().__init__("test-lander", None)
+            self.seen = []
+
+        def process(self, item):
+            self.seen.append(item)
+            return item
+
+        def control(self, item):
+            if item is not _STOP or _STOP not in self.seen:  # a stage also tells itself to stop on exit
+                self.seen.append(item)
+
+    lander = Lander()
+    validator = _Validator(_SlowFirst(), lander)
+    lander.start()
+    validator.start()
+    return validator, lander
+
+
+def test_parallel_validation_hands_batches_over_in_the_order_they_came():
+    from omnivue.ingester import _RELEASE, _STOP
+
+    validator, lander = _validator_and_lander()
+    for batch in ("slow", "a", "b", _RELEASE, "slow", "c"):
+        validator.submit(batch if batch is _RELEASE else ([batch], None))
+    validator.todo.put(_STOP)
+    validator.join(10)
+    lander.join(10)
+    assert lander.seen == ["slow", "a", "b", _RELEASE, "slow", "c", _STOP]
+
+
+def test_after_a_failed_batch_nothing_more_is_handed_over():
+    import pytest
+
+    from omnivue.ingester import _STOP
+
+    validator, lander = _validator_and_lander()
+    validator.submit((["slow"], None))
+    validator.submit((["boom"], None))
+    time.sleep(0.5)
+    with pytest.raises(ValueError, match="validation failed"):
+        for batch in ("a", "b"):
+            validator.submit(([batch], None))
+        while validator.busy():
+            time.sleep(0.01)
+        validator.raise_error()
+    validator.todo.put(_STOP)
+    validator.join(10)
+    lander.join(10)
+    assert lander.seen == ["slow", _STOP]

@@ -60,45 +60,57 @@ select idx, topic, "partition", "offset", record_key, kafka_timestamp_ms, raw,
 from raw_batch
 """
 
+# Step 2, materialised: every field the contract reads, from ONE parse of the document
+# (json_transform with JSON leaves gives each field's JSON text, re-serialised by DuckDB: a string
+# comes back quoted, with a backslash only where its value holds a quote, a backslash or a control
+# character). A field is taken as a string only when its text is a quoted string without any
+# backslash: the rest goes to the slow path. The identities object and, for consent, the properties
+# are small documents parsed again for their keys.
+_FIELDS_SPEC = ("{" + ", ".join(f'"{k}": "JSON"' for k in _ENVELOPE_KEYS) + "}").replace("'", "''")
+_IDS_SPEC = ("{" + ", ".join(f'"{k}": "JSON"' for k in _ID_TYPES) + "}").replace("'", "''")
+
+
+def _string(text: str, other: str = "null") -> str:
+    """SQL: the value of a JSON text that is a plain quoted string, else ``other``."""
+    return (f"case when {text} is null then null "
+            f"when starts_with({text}, '\"') and not contains({text}, '\\') then {text}[2:-2] else {other} end")
+
+
+FIELDS_SQL = f"""
+with parsed as (
+    select idx, topic, "partition", "offset", record_key, kafka_timestamp_ms, raw,
+           json_keys(doc) as top_keys,
+           json_transform(doc, '{_FIELDS_SPEC}') as f
+    from fast_docs
+),
+objects as (
+    select *,
+           case when starts_with(f.identities, '{{') then f.identities end as id_text,
+           case when starts_with(f.properties, '{{') then f.properties end as props
+    from parsed
+),
+ids as (
+    select *, json_transform(id_text, '{_IDS_SPEC}') as idf from objects
+)
+select idx, topic, "partition", "offset", record_key, kafka_timestamp_ms, raw, top_keys,
+       {_string("f.event_id")} as event_id,
+       {_string("f.event_type")} as event_type,
+       {_string("f.channel")} as channel,
+       {_string("f.occurred_at")} as occurred_text,
+       {_string("f.source")} as source,
+       f.schema_version = '1' as version_one,
+       props,
+       json_keys(id_text) as id_keys,
+       {", ".join(_string(f"idf.{k}", "'not a string'") + f" as id_{k}"
+                  for k in _ID_TYPES)},
+       case when f.channel = '"consent"' then json_keys(props) end as prop_keys,
+       case when f.channel = '"consent"' then json_extract(props, ['$.purpose', '$.scope']) end as consent
+from ids
+"""
+
+# Step 3: the rules, on the fields of step 2 (and the phones normalised by identifiers.py).
 FAST_SQL = f"""
-with objects as (
-    select *, case when json_type(doc) = 'OBJECT' then doc end as obj from fast_docs
-),
-fields as (
-    select *,
-           json_keys(obj) as top_keys,
-           json_extract(obj, ['$.event_id', '$.event_type', '$.channel', '$.occurred_at', '$.source',
-                              '$.schema_version', '$.identities', '$.properties']) as f
-    from objects
-),
-typed as (
-    select *,
-           case when json_type(f[1]) = 'VARCHAR' then f[1] ->> '$' end as event_id,
-           case when json_type(f[2]) = 'VARCHAR' then f[2] ->> '$' end as event_type,
-           case when json_type(f[3]) = 'VARCHAR' then f[3] ->> '$' end as channel,
-           case when json_type(f[4]) = 'VARCHAR' then f[4] ->> '$' end as occurred_text,
-           case when json_type(f[5]) = 'VARCHAR' then f[5] ->> '$' end as source,
-           case when json_type(f[6]) in ('UBIGINT', 'BIGINT') then try_cast(f[6] ->> '$' as bigint) end as version,
-           json_type(f[8]) = 'OBJECT' as props_object,
-           case when json_type(f[7]) = 'OBJECT' then f[7] end as id_obj,
-           case when json_type(f[8]) = 'OBJECT' then f[8] end as props_obj
-    from fields
-),
-typed2 as (
-    select *,
-           json_keys(id_obj) as id_keys,
-           json_extract(id_obj, {_list('$.' + k for k in _ID_TYPES)}) as ids,
-           case when channel = 'consent' then json_keys(props_obj) end as prop_keys,
-           json_extract(props_obj, ['$.purpose', '$.scope']) as consent
-    from typed
-),
-identities as (
-    select *,
-           {', '.join(f"case when ids[{i + 1}] is null then null when json_type(ids[{i + 1}]) = 'VARCHAR' "
-                      f"then ids[{i + 1}] ->> '$' else 'not a string' end as id_{k}" for i, k in enumerate(_ID_TYPES))}
-    from typed2
-),
-checked as (
+with checked as (
     select i.*, pm.e164,
            coalesce(
                -- exactly the envelope's keys, once each (extra or repeated keys: the slow path decides)
@@ -110,7 +122,7 @@ checked as (
                and occurred_text is not null and regexp_full_match(occurred_text, '{_TIME}')
                and try_cast(occurred_text as timestamptz) is not null
                and source is not null and length(source) >= 1
-               and version = 1
+               and version_one
                and id_keys is not null and len(id_keys) >= 1
                -- no repeated key: as many keys as distinct identifier types found
                and len(id_keys) = _ID_COUNT_
@@ -122,18 +134,18 @@ checked as (
                and (id_email is null or regexp_full_match(id_email, ' *{_EMAIL} *'))
                and (id_social_handle is null or regexp_full_match(id_social_handle, ' *{_HANDLE} *'))
                and (id_phone is null or (regexp_full_match(id_phone, '{_PHONE}') and pm.e164 is not null))
-               and props_object
+               and props is not null
                and (channel <> 'consent' or (
                    len(prop_keys) = len(list_distinct(prop_keys))
                    and json_type(consent[1]) = 'VARCHAR' and (consent[1] ->> '$') in {tuple(CONSENT_PURPOSES)!r}
                    and json_type(consent[2]) = 'VARCHAR' and (consent[2] ->> '$') in {tuple(CONSENT_SCOPES)!r})),
                false) as ok
-    from identities as i
+    from fast_fields as i
     left join phone_map as pm on pm.raw_phone = i.id_phone
 )
 select idx, topic, "partition", "offset", record_key, kafka_timestamp_ms, raw, ok,
        event_id, event_type, channel, occurred_text, source, id_customer_id, id_email, e164, id_device_id,
-       id_anonymous_id, id_social_handle, f[8] as properties
+       id_anonymous_id, id_social_handle, props as properties
 from checked
 """.replace("_TOP_KEYS_", _list(_ENVELOPE_KEYS)).replace(
     "_ID_COUNT_", " + ".join(f"(id_{k} is not null)::int" for k in _ID_TYPES))
@@ -159,8 +171,7 @@ INSERT_ACCEPTED = (f"insert into landed_events ({_LANDED_COLUMNS}, received_at) 
 
 def phone_map(con: Any) -> pa.Table:
     """Distinct phone values of the batch, normalised by identifiers.py (None when unusable)."""
-    rows = con.execute("select distinct json_extract_string(doc, '$.identities.phone') from fast_docs "
-                       "where json_type(doc, '$.identities.phone') = 'VARCHAR'").fetchall()
+    rows = con.execute("select distinct id_phone from fast_fields where id_phone is not null").fetchall()
     raw, e164 = [], []
     for (value,) in rows:
         try:
@@ -180,6 +191,7 @@ def check(con: Any, raw_batch: pa.Table) -> tuple[pa.Table, list[int]]:
     try:
         con.register("raw_batch", raw_batch)
         con.execute(f"create or replace temp table fast_docs as {DOCS_SQL}")
+        con.execute(f"create or replace temp table fast_fields as {FIELDS_SQL}")
         con.register("phone_map", phone_map(con))
         con.execute(f"create or replace temp table fast_checked as {FAST_SQL}")
         slow = [i for (i,) in con.execute("select idx from fast_checked where not ok order by idx").fetchall()]
@@ -199,8 +211,8 @@ def insert_accepted(con: Any, accepted: pa.Table, received_at: Any) -> None:
 
 def _cleanup(con: Any) -> None:
     try:
-        con.execute("drop table if exists fast_checked")
-        con.execute("drop table if exists fast_docs")
+        for table in ("fast_checked", "fast_fields", "fast_docs"):
+            con.execute(f"drop table if exists {table}")
     except Exception:  # an aborted transaction: the caller's error is the one that matters
         pass
     for name in ("raw_batch", "phone_map"):

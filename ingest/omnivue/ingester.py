@@ -34,7 +34,8 @@ import os
 import queue
 import threading
 import time
-from collections import Counter, defaultdict
+from collections import Counter, defaultdict, deque
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
@@ -299,9 +300,9 @@ class Ingester:
         for r in judged_in_python:
             slow.add_raw(r.topic, r.partition, r.offset, r.key, r.value, r.timestamp, reasons)
         slow_landed, dead = slow.tables()
-        by_topic = Counter(slow_landed.column("topic").to_pylist())
+        by_topic = _count_topics(slow_landed)
         if accepted is not None:
-            by_topic.update(accepted.column("topic").to_pylist())
+            by_topic.update(_count_topics(accepted))
         return _Checked(records, polled_by_topic or Counter(), accepted, slow_landed, dead, by_topic, reasons)
 
     @staticmethod
@@ -555,6 +556,14 @@ _STOP = object()  # control items: they pass through every stage, in order with 
 _RELEASE = object()
 
 
+def _count_topics(table: pa.Table) -> Counter:
+    """Rows per topic of a batch table (counted by Arrow: a Python list per record held the GIL)."""
+    counts: Counter = Counter()
+    for item in table.column("topic").value_counts().to_pylist():
+        counts[item["values"]] += item["counts"]
+    return counts
+
+
 class _Stage(threading.Thread):
     """One step of the landing pipeline on its own thread: takes items in order, hands each
     result to the next stage (or to the polling thread). At most two items wait. After an error
@@ -651,24 +660,80 @@ class _Stage(threading.Thread):
 
 
 class _Validator(_Stage):
-    """Validates batches on an in-memory DuckDB of its own (the fast path only needs temporary
-    tables), in parallel with the polling thread and the lander."""
+    """Validates batches, WORKERS at a time, each worker on an in-memory DuckDB of its own (the fast
+    path only needs temporary tables), in parallel with the polling thread and the lander.
+
+    DuckDB runs one query of a batch on one core, and releases the GIL while it works: two batches
+    validated at once keep both cores busy. Results go to the lander strictly in the order the
+    batches came; a control item waits until every batch before it is handed over."""
+
+    WORKERS = 2
 
     def __init__(self, ingester: Ingester, downstream: _Stage) -> None:
         super().__init__("omnivue-validator", downstream)
         self._ingester = ingester
-        self._con: Any = None
+        self._local = threading.local()
+        self._connections: list[Any] = []
+        self._lock = threading.Lock()
 
     def process(self, item: tuple[list[Any], Counter]) -> _Checked:
-        if self._con is None:
-            self._con = duckdb.connect()
-            self._con.execute("set threads = 1")
-        return self._ingester._validate(self._con, *item)
+        con = getattr(self._local, "con", None)
+        if con is None:
+            con = self._local.con = duckdb.connect()
+            con.execute("set threads = 1")
+            with self._lock:
+                self._connections.append(con)
+        return self._ingester._validate(con, *item)
 
     def control(self, item: object) -> None:
-        if item is _STOP and self._con is not None:
-            self._con.close()
-            self._con = None
+        if item is _STOP:
+            with self._lock:
+                connections, self._connections = self._connections, []
+            for con in connections:
+                con.close()
+
+    def run(self) -> None:
+        pending: deque[Future] = deque()  # batches being validated, in the order they came
+        pool = ThreadPoolExecutor(max_workers=self.WORKERS, thread_name_prefix="omnivue-validate")
+        try:
+            while True:
+                try:
+                    item = self.todo.get(timeout=0.01 if pending else None)
+                except queue.Empty:
+                    self._hand_over(pending)
+                    continue
+                if item is _STOP or item is _RELEASE:
+                    try:
+                        self._hand_over(pending, wait_all=True)  # every batch before it first
+                        self._control_and_forward(item)
+                    finally:
+                        self.todo.task_done()
+                    if item is _STOP:
+                        return
+                elif self.error is None and not self._downstream_failed():
+                    pending.append(pool.submit(self.process, item))  # task_done when handed over
+                    self._hand_over(pending, wait_first=len(pending) >= self.WORKERS)
+                else:  # after an error nothing more: nothing lands out of order
+                    self.todo.task_done()
+        finally:
+            pool.shutdown(wait=True, cancel_futures=True)
+            self.control(_STOP)
+
+    def _hand_over(self, pending: deque, wait_all: bool = False, wait_first: bool = False) -> None:
+        """Give the lander the finished batches at the head of ``pending``; with ``wait_first``,
+        wait for the first one; with ``wait_all``, for all of them."""
+        while pending and (wait_all or wait_first or pending[0].done()):
+            wait_first = False
+            future = pending.popleft()
+            try:
+                result = future.result()
+                if self.error is None and not self._downstream_failed():
+                    self.downstream.submit(result)
+            except BaseException as exc:  # handed to the polling thread
+                if self.error is None and not self._downstream_failed():
+                    self.error = exc
+            finally:
+                self.todo.task_done()
 
 
 class _Lander(_Stage):
