@@ -1,14 +1,15 @@
-"""The fast path of ingest: the event contract compiled to one DuckDB query.
+"""The fast path of ingest: the event contract compiled to DuckDB SQL.
 
 Validating in Python costs ~15 µs a record; a bare consume loop spends
-~10 µs a record in kafka-python. To keep ingest close to the consume rate,
-each batch is first checked by a single vectorised SQL statement (DuckDB's
-JSON reader, in C++) that implements the contracts of contracts/events/ and
-the identifier normalisation of identifiers.py for the common, plain cases.
+~5 µs a record in kafka-python. To keep ingest close to the consume rate,
+each batch is first checked by vectorised SQL in DuckDB (C++: one JSON parse
+per record, then the rules) that implements the contracts of
+contracts/events/ and the identifier normalisation of identifiers.py for the
+common, plain cases.
 
 The fast path is deliberately conservative: it only ACCEPTS a record when
 every rule holds in its simplest form (ASCII identifiers, canonical
-timestamps, no duplicate keys, no JSON leniency). Anything else — a real
+timestamps, no duplicate keys, no escapes in string values, no JSON leniency). Anything else — a real
 contract violation or merely an unusual spelling — goes to the Python
 validator (validation.py), which has the final word and writes the exact
 reason. So the fast path may send a valid record down the slow path, but it

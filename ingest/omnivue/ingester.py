@@ -10,11 +10,11 @@ updated too, for lag tooling, but the warehouse is the source of truth. The
 transaction also drops records below the stored offset, so two ingesters that
 race after a rebalance cannot land a record twice.
 
-Three threads share the work: the polling thread fetches and decodes
-records (kafka-python), a validator checks the previous batch (the fast path
-on an in-memory DuckDB of its own, Python for the rest) and a lander writes
-the batch before (:class:`_Pipeline`). DuckDB releases the GIL while it
-works, so they can use both cores. Batches are landed strictly in the order
+Threads share the work: the polling thread fetches and decodes records
+(kafka-python), two validator workers check the batches before (the fast
+path on an in-memory DuckDB of their own, Python for the rest) and a lander
+writes the batches validated before them (:class:`_Pipeline`). DuckDB
+releases the GIL while it works, so they can use both cores. Batches are landed strictly in the order
 they were polled, at most two wait at each step, and after a failed batch
 nothing more is landed (the error stops the ingester; the stored offsets
 still point at the first record not landed).
