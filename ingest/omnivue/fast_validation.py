@@ -12,9 +12,10 @@ every rule holds in its simplest form (ASCII identifiers, canonical
 timestamps, no duplicate keys, no quote, backslash or control character
 inside a string, no JSON leniency). Anything else — a real contract
 violation or merely an unusual spelling — goes to the Python validator
-(validation.py), which has the final word and writes the exact reason. So the fast path may send a valid record down the slow path, but it
-never lands a record that Python would reject; tests/test_fast_validation.py
-checks that on valid, malformed and mutated records.
+(validation.py), which has the final word and writes the exact reason. So
+the fast path may send a valid record down the slow path, but it never lands
+a record that Python would reject; tests/test_fast_validation.py checks that
+on valid, malformed and mutated records.
 """
 
 from __future__ import annotations
