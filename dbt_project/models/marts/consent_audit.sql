@@ -3,44 +3,20 @@
 -- social.direct_message (scope social). consent_ok is false when no grant
 -- was in force at occurred_at, including when there was no consent event
 -- at all before the send, or the send cannot be attributed to a person.
--- Incremental like fct_interactions (same scope rule, its own watermark).
+-- A view over the incremental fct_interactions (a filter and one derived
+-- column): always in step with it, and an incremental build writes nothing
+-- here (a late consent event or a merge of persons re-judges the sends in
+-- fct_interactions).
 
-{{ config(
-    materialized='incremental',
-    incremental_strategy='delete+insert',
-    unique_key='event_id',
-    on_schema_change='append_new_columns',
-    post_hook="{{ save_incremental_state('int_events', sentiment=true) }}"
-) }}
-
--- depends_on: {{ ref('int_identity_history') }}
--- depends_on: {{ ref('int_events') }}
--- depends_on: {{ source('sentiment', 'social_sentiment') }}
+{{ config(materialized='view') }}
 
 with
 
-{% if is_incremental() %}
-changed_persons as (
-
-    {{ changed_persons(channels=['consent']) }}
-
-),
-
-scope as (
-
-    {{ interaction_scope() }}
-
-),
-{% endif %}
-
 marketing_sends as (
 
-    -- the interactions as judged by fct_interactions (built just before, incrementally)
+    -- the interactions as judged by the incremental fct_interactions
     select * from {{ ref('fct_interactions') }}
     where is_marketing_send
-    {%- if is_incremental() %}
-        and event_id in (select event_id from scope)
-    {%- endif %}
 
 ),
 
