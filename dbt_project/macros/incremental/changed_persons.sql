@@ -37,13 +37,49 @@
 
     union
 
-    select events.person_id
-    from {{ source('sentiment', 'social_sentiment') }} as sentiment
-    inner join {{ ref('int_events') }} as events
-        on sentiment.event_id = events.event_id
-    where sentiment.scored_at > {{ scored_watermark() }}
-        -- only social texts are scored: the filter spares reading other events' ids
-        and events.channel = 'social'
-        and events.person_id is not null
+    {{ scored_persons() }}
+    {%- endif %}
+{%- endmacro %}
+
+{#-
+    The persons of the social messages scored after the model's sentiment
+    watermark (excluding the events in the relation or CTE `except_events`,
+    if given). A lookup by event_id reads the whole event_id column of
+    int_events, so the messages are looked up among the events landed after
+    the landing watermark first (the old row groups are skipped by their
+    min/max); only the others (scored long after they landed: none, usually)
+    are looked up in all of int_events (a lookup of nothing reads nothing).
+-#}
+{% macro scored_persons(except_events=none) -%}
+    select person_id from (
+        select events.event_id, events.person_id
+        from {{ source('sentiment', 'social_sentiment') }} as sentiment
+        inner join {{ ref('int_events') }} as events
+            on sentiment.event_id = events.event_id
+        where sentiment.scored_at > {{ scored_watermark() }}
+            and events.last_received_at > {{ received_watermark() }}
+            -- only social texts are scored: the filter spares reading other events' ids
+            and events.channel = 'social'
+
+        union all
+
+        select events.event_id, events.person_id
+        from {{ ref('int_events') }} as events
+        where events.channel = 'social'
+            and events.event_id in (
+                select sentiment.event_id
+                from {{ source('sentiment', 'social_sentiment') }} as sentiment
+                anti join (
+                    select event_id from {{ ref('int_events') }}
+                    where last_received_at > {{ received_watermark() }}
+                        and channel = 'social'
+                ) as recent
+                    on sentiment.event_id = recent.event_id
+                where sentiment.scored_at > {{ scored_watermark() }}
+            )
+    ) as scored
+    where person_id is not null
+    {%- if except_events %}
+        and event_id not in (select event_id from {{ except_events }})
     {%- endif %}
 {%- endmacro %}

@@ -16,7 +16,11 @@
     {{ return(api.Relation.create(database=target.database, schema=target.schema, identifier='dbt_incremental_state')) }}
 {%- endmacro %}
 
-{#- evaluated_at: the evaluation instant (var as_of) of the model's last build (marketing_audience). -#}
+{#-
+    evaluated_at: the evaluation instant (var as_of) of the model's last build (marketing_audience).
+    logged_run: the last build of int_events whose new events (int_event_log) the model has counted
+    (int_person_channel_activity).
+-#}
 {% macro create_incremental_state_table() -%}
     create table if not exists {{ incremental_state_relation() }} (
         model varchar primary key,
@@ -24,9 +28,11 @@
         identity_run bigint,
         scored_at timestamp with time zone,
         updated_at timestamp with time zone,
-        evaluated_at timestamp with time zone
+        evaluated_at timestamp with time zone,
+        logged_run bigint
     );
-    alter table {{ incremental_state_relation() }} add column if not exists evaluated_at timestamp with time zone
+    alter table {{ incremental_state_relation() }} add column if not exists evaluated_at timestamp with time zone;
+    alter table {{ incremental_state_relation() }} add column if not exists logged_run bigint
 {%- endmacro %}
 
 {#-
@@ -79,6 +85,11 @@
     {{- _state_value('identity_run') or -1 -}}
 {%- endmacro %}
 
+{#- The last build of int_events whose new events (int_event_log) the model has counted (none: NULL). -#}
+{% macro logged_run_watermark() -%}
+    {{- _state_value('logged_run') or 'null' -}}
+{%- endmacro %}
+
 {#- The last sentiment score (scored_at) the model has read, less the lookback. -#}
 {% macro scored_watermark() -%}
     {%- set mark = _state_value('scored_at') -%}
@@ -108,12 +119,13 @@
     relation(s) whose last_received_at bounds what the model read (its
     upstream events); identity_run: from int_identity_history (identity=false
     for the models upstream of it); scored_at from the sentiment source;
-    evaluated_at: the evaluation instant the model used (SQL), if any.
+    evaluated_at: the evaluation instant the model used (SQL), if any;
+    event_log=true: logged_run from int_event_log.
 -#}
-{% macro save_incremental_state(received_from, sentiment=false, identity=true, evaluated_at=none) -%}
+{% macro save_incremental_state(received_from, sentiment=false, identity=true, evaluated_at=none, event_log=false) -%}
     {%- set sources = [received_from] if received_from is string else received_from -%}
     delete from {{ incremental_state_relation() }} where model = {{ dbt.string_literal(this.identifier) }};
-    insert into {{ incremental_state_relation() }} (model, received_at, identity_run, scored_at, updated_at, evaluated_at)
+    insert into {{ incremental_state_relation() }} (model, received_at, identity_run, scored_at, updated_at, evaluated_at, logged_run)
     select
         {{ dbt.string_literal(this.identifier) }},
         (select max(last_received_at) from (
@@ -133,5 +145,10 @@
         null,
         {%- endif %}
         {{ dbt.current_timestamp() }},
-        {{ evaluated_at if evaluated_at else 'null' }}
+        {{ evaluated_at if evaluated_at else 'null' }},
+        {%- if event_log %}
+        (select max(logged_run) from {{ ref('int_event_log') }})
+        {%- else %}
+        null
+        {%- endif %}
 {%- endmacro %}
