@@ -16,6 +16,62 @@
 
 with
 
+{% if is_incremental() %}
+-- every identifier is a node: usable = not a placeholder (few of them)
+blocklisted_nodes as (
+
+    select node_key from {{ ref('int_identity_nodes') }}
+    where is_blocklisted
+
+),
+
+-- the identifiers of the events landed after the watermark (an event's rows share its
+-- last_received_at, and the table is in landing order: the old row groups are skipped)
+new_event_identifiers as (
+
+    select event_id, node_key
+    from {{ ref('int_event_identifiers') }}
+    where last_received_at > {{ own_received_watermark() }}
+        and node_key not in (select node_key from blocklisted_nodes)
+
+),
+
+new_pairs as (
+
+    select distinct
+        a.node_key as node_key_a,
+        b.node_key as node_key_b
+
+    from new_event_identifiers as a
+    inner join new_event_identifiers as b
+        on a.event_id = b.event_id
+        and a.node_key < b.node_key
+
+),
+
+-- every row of the new pairs' nodes (all usable), from all their events: all the evidence
+-- of the new pairs (one pass over the node keys, filtered before anything is joined to it;
+-- the pairs are formed and filtered below)
+scoped_identifiers as (
+
+    select
+        event_id,
+        channel,
+        occurred_at,
+        last_received_at,
+        node_key,
+        identifier_type,
+        identifier_priority
+
+    from {{ ref('int_event_identifiers') }}
+    where node_key in (
+        select node_key_a from new_pairs
+        union
+        select node_key_b from new_pairs
+    )
+
+),
+{% else %}
 usable_nodes as (
 
     select node_key from {{ ref('int_identity_nodes') }}
@@ -40,45 +96,6 @@ event_identifiers as (
 
 ),
 
-{% if is_incremental() %}
--- the identifiers of the events landed after the watermark (an event's rows share its
--- last_received_at, and the table is in landing order: the old row groups are skipped)
-new_event_identifiers as (
-
-    select event_id, node_key
-    from {{ ref('int_event_identifiers') }}
-    where last_received_at > {{ own_received_watermark() }}
-        and node_key in (select node_key from usable_nodes)
-
-),
-
-new_pairs as (
-
-    select distinct
-        a.node_key as node_key_a,
-        b.node_key as node_key_b
-
-    from new_event_identifiers as a
-    inner join new_event_identifiers as b
-        on a.event_id = b.event_id
-        and a.node_key < b.node_key
-
-),
-
--- every row of the new pairs' nodes, from all their events: all the evidence of the new
--- pairs (one pass over the node keys; the pairs are formed and filtered below)
-scoped_identifiers as (
-
-    select *
-    from event_identifiers
-    where node_key in (
-        select node_key_a from new_pairs
-        union
-        select node_key_b from new_pairs
-    )
-
-),
-{% else %}
 scoped_identifiers as (
 
     select * from event_identifiers
