@@ -3,7 +3,9 @@
     recompute (docs/identity.md, "Incremental"), from the model's watermarks
     (macros/incremental/incremental_state.sql):
     - the persons of events landed after the landing watermark, of the given
-      channels (none = every channel);
+      channels (none = every channel); with new_events_only=true (the model
+      saves logged_run, save_incremental_state(event_log=true)), only of the
+      events int_event_log logged after the model's mark;
     - both sides of every person change logged by identity runs after the
       model's identity watermark (merges, splits, new and dropped
       identifiers): retroactive stitching reaches every earlier event of a
@@ -11,13 +13,19 @@
     - with sentiment=true, the persons of social events scored after the
       sentiment watermark.
 -#}
-{% macro changed_persons(channels=none, sentiment=false) -%}
+{% macro changed_persons(channels=none, sentiment=false, new_events_only=false) -%}
+    {%- set counted_run = logged_run_watermark() if new_events_only else 'null' %}
     select person_id
     from {{ ref('int_events') }}
     where last_received_at > {{ received_watermark() }}
         and person_id is not null
         {%- if channels %}
         and channel in ({{ sql_literal_list(channels) }})
+        {%- endif %}
+        {%- if counted_run != 'null' %}
+        -- only the events the model has not seen yet (an event the lookback reads again
+        -- changes nothing it depends on): those int_event_log logged after its mark
+        and event_id in (select event_id from {{ ref('int_event_log') }} where logged_run > {{ counted_run }})
         {%- endif %}
 
     union

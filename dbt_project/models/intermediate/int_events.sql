@@ -20,12 +20,26 @@
 
 with
 
+{% if not is_incremental() %}
+events as (
+
+    {{ union_staged_events() }}
+
+),
+{% endif %}
+
 {% if is_incremental() %}
-scope as (
+-- the staged rows of the events landed after the watermark (the staging models are in
+-- landing order: their old row groups are skipped by their min/max)
+landed_events as (
 
-    {{ union_staged_events(['event_id'], 'last_received_at > ' ~ received_watermark()) }}
+    {{ union_staged_events(where='last_received_at > ' ~ received_watermark()) }}
 
-    union
+),
+
+-- the other events carrying an identifier whose person changed (retroactive stitching):
+-- looked up by event_id, a pass over the staged event ids, only when there are some
+stitched as (
 
     select event_identifiers.event_id
     from {{ ref('int_event_identifiers') }} as event_identifiers
@@ -35,21 +49,20 @@ scope as (
         where identity_run > {{ identity_run_watermark() }}
     ) as changed_nodes
         on event_identifiers.node_key = changed_nodes.node_key
-
-),
-{% endif %}
-
-events as (
-
-    {{ union_staged_events() }}
+    where event_identifiers.event_id not in (select event_id from landed_events)
 
 ),
 
-{% if is_incremental() %}
 scoped_events as (
 
-    select * from events
-    where event_id in (select event_id from scope)
+    select * from landed_events
+
+    union all
+
+    select * from (
+        {{ union_staged_events() | indent(8) }}
+    ) as events
+    where event_id in (select event_id from stitched)
 
 ),
 

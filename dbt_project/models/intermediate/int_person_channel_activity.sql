@@ -5,8 +5,8 @@
 -- channel_engagement and customer_360, maintained incrementally (strategy
 -- replace_partitions, one partition per person):
 -- - persons whose stored totals may be wrong are recomputed from all their
---   events: an identity change (either side: events moved), a newly landed
---   consent event (the consent in force at every send may change), a new
+--   events: an identity change (either side: events moved), a new consent
+--   event (the consent in force at every send may change), a new
 --   score for a message already counted, or a new message with the same
 --   event time as the stored latest scored one (the tie is broken by
 --   event_id, which is not stored); a person that no longer exists (merged
@@ -163,6 +163,7 @@ changed_persons as (
     select person_id
     from landed
     where channel = 'consent'
+        and event_id in (select event_id from new_events)
 
     union
 

@@ -11,11 +11,12 @@
     incremental_strategy='delete+insert',
     unique_key='event_id',
     on_schema_change='append_new_columns',
-    post_hook="{{ save_incremental_state('int_events', sentiment=true) }}"
+    post_hook="{{ save_incremental_state('int_events', sentiment=true, event_log=true) }}"
 ) }}
 
 -- depends_on: {{ ref('int_identity_history') }}
 -- depends_on: {{ ref('int_events') }}
+-- depends_on: {{ ref('int_event_log') }}
 -- depends_on: {{ source('sentiment', 'social_sentiment') }}
 
 with
@@ -23,7 +24,7 @@ with
 {% if is_incremental() %}
 changed_persons as (
 
-    {{ changed_persons(channels=['consent']) }}
+    {{ changed_persons(channels=['consent'], new_events_only=true) }}
 
 ),
 
