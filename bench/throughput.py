@@ -49,14 +49,14 @@ def bare_produce(settings, records) -> float:
 
 def bare_consume(settings, topics, expected: int) -> float:
     """The baseline: a consumer group polling every record once, doing nothing with it."""
-    from omnivue.ingester import streaming_gc
+    from omnivue.ingester import streaming_interpreter
     from omnivue.kafka_io import make_consumer
 
     consumer = make_consumer(settings, f"bench-bare-{time.time_ns()}")
     start = time.perf_counter()  # the group join counts, as it does for ingest
     consumer.subscribe(topics)
     n = 0
-    with streaming_gc():  # the interpreter settings ingest runs with
+    with streaming_interpreter():  # the interpreter settings ingest runs with
         while n < expected:
             polled = consumer.poll(timeout_ms=500, max_records=10_000)
             n += sum(len(v) for v in polled.values())
