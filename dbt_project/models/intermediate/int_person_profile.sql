@@ -4,8 +4,9 @@
 -- purchases, sends, and the sentiment of what they wrote on social
 -- networks. Incremental (strategy replace_partitions, one partition per
 -- person): the persons of int_person_channel_activity recomputed since the
--- watermark, and persons whose identifiers changed; a person that no longer
--- exists is removed.
+-- watermark (a new event in int_event_log, a newly scored message; an event
+-- the lookback reads again changes nothing here), and persons whose
+-- identifiers changed; a person that no longer exists is removed.
 
 {%- set interaction_channels = ['social', 'email', 'mobile'] %}
 {%- set contactable = ['customer_id', 'email', 'phone', 'social_handle'] %}
@@ -16,11 +17,12 @@
     incremental_strategy='replace_partitions',
     unique_key='person_id',
     on_schema_change='ignore',
-    post_hook="{{ save_incremental_state('int_events', sentiment=true) }}"
+    post_hook="{{ save_incremental_state('int_events', sentiment=true, event_log=true) }}"
 ) }}
 
 -- depends_on: {{ ref('int_identity_history') }}
 -- depends_on: {{ ref('int_events') }}
+-- depends_on: {{ ref('int_event_log') }}
 -- depends_on: {{ source('sentiment', 'social_sentiment') }}
 
 with
@@ -28,7 +30,7 @@ with
 {% if is_incremental() %}
 changed_persons as (
 
-    {{ changed_persons(sentiment=true) }}
+    {{ changed_persons(sentiment=true, new_events_only=true) }}
 
 ),
 {% endif %}

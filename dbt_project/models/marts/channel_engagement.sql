@@ -1,7 +1,9 @@
 -- Engagement per person and interaction channel (social, email, mobile),
 -- from the incrementally maintained int_person_channel_activity.
 -- Incremental like it (strategy replace_partitions, one partition per
--- person): the persons it recomputed are copied again; a person that no
+-- person): the persons it recomputed are copied again (those with a new
+-- event in int_event_log, a newly scored message or an identity change: an
+-- event the lookback reads again changes nothing here); a person that no
 -- longer exists is emptied.
 
 {#- on_schema_change ignore: the batch's _tombstone column is not one of the table -#}
@@ -10,11 +12,12 @@
     incremental_strategy='replace_partitions',
     unique_key='person_id',
     on_schema_change='ignore',
-    post_hook="{{ save_incremental_state('int_events', sentiment=true) }}"
+    post_hook="{{ save_incremental_state('int_events', sentiment=true, event_log=true) }}"
 ) }}
 
 -- depends_on: {{ ref('int_identity_history') }}
 -- depends_on: {{ ref('int_events') }}
+-- depends_on: {{ ref('int_event_log') }}
 -- depends_on: {{ source('sentiment', 'social_sentiment') }}
 
 with
@@ -22,7 +25,7 @@ with
 {% if is_incremental() %}
 changed_persons as (
 
-    {{ changed_persons(sentiment=true) }}
+    {{ changed_persons(sentiment=true, new_events_only=true) }}
 
 ),
 {% endif %}
