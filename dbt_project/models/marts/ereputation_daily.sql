@@ -13,7 +13,9 @@ with
 interactions as (
 
     select * from {{ ref('fct_interactions') }}
-    where event_type in ('social.mention', 'social.comment')
+    -- the channel first: an equality the scan applies itself (the event types are social ones)
+    where channel = 'social'
+        and event_type in ('social.mention', 'social.comment')
         and not is_brand_sent
 
 ),
@@ -48,14 +50,15 @@ identity_map as (
 
 ),
 
+-- the persons with a customer_id or an email (the others have no row: unknown)
 known_contacts as (
 
-    select
+    select distinct
         person_id,
-        {{ dbt.bool_or("identifier_type in ('customer_id', 'email')") }} as has_known_contact
+        true as has_known_contact
 
     from identity_map
-    group by person_id
+    where identifier_type in ('customer_id', 'email')
 
 ),
 
