@@ -97,13 +97,16 @@ class IngestStats:
     reasons: Counter = field(default_factory=Counter)
     lag: dict[str, int] = field(default_factory=dict)
     seconds: float = 0.0
+    first_record_seconds: float | None = None  # from the start to the first record polled (group join, seek)
 
     def as_dict(self) -> dict[str, Any]:
         return {"landed": self.landed, "dead_letters": self.dead, "skipped_already_landed": self.skipped,
                 "suppressed_erased": self.suppressed,
                 "batches": self.batches, "by_topic": dict(self.by_topic),
                 "dead_letter_reasons": dict(self.reasons), "lag": dict(self.lag),
-                "seconds": round(self.seconds, 2)}
+                "seconds": round(self.seconds, 2),
+                "seconds_to_first_record": None if self.first_record_seconds is None
+                else round(self.first_record_seconds, 2)}
 
 
 def _decode(value: bytes | None) -> str | None:
@@ -430,6 +433,8 @@ class Ingester:
                     now = time.monotonic()
                     if got:
                         last_data = now
+                        if self.stats.first_record_seconds is None:
+                            self.stats.first_record_seconds = now - start
                         if unreachable_since is not None:
                             log.warning("Kafka at %s is reachable again after %.0fs; resuming",
                                         self.settings.bootstrap, now - unreachable_since)
