@@ -30,17 +30,7 @@
 
     union
 
-    select person_id
-    from {{ ref('int_identity_history') }}
-    where identity_run > {{ identity_run_watermark() }}
-        and person_id is not null
-
-    union
-
-    select previous_person_id as person_id
-    from {{ ref('int_identity_history') }}
-    where identity_run > {{ identity_run_watermark() }}
-        and previous_person_id is not null
+    {{ identity_changed_persons() }}
     {%- if sentiment %}
 
     union
@@ -90,4 +80,23 @@
     {%- if except_events %}
         and event_id not in (select event_id from {{ except_events }})
     {%- endif %}
+{%- endmacro %}
+
+
+{#-
+    Both sides of every person change logged by identity runs after the
+    model's identity watermark (merges, splits, new and dropped identifiers).
+-#}
+{% macro identity_changed_persons() -%}
+    select person_id
+    from {{ ref('int_identity_history') }}
+    where identity_run > {{ identity_run_watermark() }}
+        and person_id is not null
+
+    union
+
+    select previous_person_id as person_id
+    from {{ ref('int_identity_history') }}
+    where identity_run > {{ identity_run_watermark() }}
+        and previous_person_id is not null
 {%- endmacro %}

@@ -146,17 +146,7 @@ new_totals as (
 -- persons whose stored totals cannot be added to (see the header)
 changed_persons as (
 
-    select person_id
-    from {{ ref('int_identity_history') }}
-    where identity_run > {{ identity_run_watermark() }}
-        and person_id is not null
-
-    union
-
-    select previous_person_id as person_id
-    from {{ ref('int_identity_history') }}
-    where identity_run > {{ identity_run_watermark() }}
-        and previous_person_id is not null
+    {{ identity_changed_persons() }}
 
     union
 
