@@ -14,15 +14,16 @@ Threads share the work: the polling thread fetches and decodes records
 (kafka-python), two validator workers check the batches before (the fast
 path on an in-memory DuckDB of their own, Python for the rest) and a lander
 writes the batches validated before them (:class:`_Pipeline`). DuckDB
-releases the GIL while it works, so they can use both cores. Batches are landed strictly in the order
-they were polled, at most two wait at each step, and after a failed batch
-nothing more is landed (the error stops the ingester; the stored offsets
-still point at the first record not landed).
+mostly releases the GIL while it works, so they can use both cores (the
+Python parts still take turns: docs/benchmarks.md). Batches are
+landed strictly in the order they were polled, at most two wait at each
+step, and after a failed batch nothing more is landed (the error stops the
+ingester; the stored offsets still point at the first record not landed).
 
 The warehouse stays open while batches follow one another and is released
 (checkpointed and closed) when none came for half a second, after holding it
 five seconds, on a rebalance and at the end, so dbt and other writers get the
-lock between bursts.
+lock between bursts; within a burst it is checkpointed every 250k rows.
 """
 
 from __future__ import annotations
@@ -678,9 +679,9 @@ class _Validator(_Stage):
     """Validates batches, WORKERS at a time, each worker on an in-memory DuckDB of its own (the fast
     path only needs temporary tables), in parallel with the polling thread and the lander.
 
-    DuckDB runs one query of a batch on one core, and releases the GIL while it works: two batches
-    validated at once keep both cores busy. Results go to the lander strictly in the order the
-    batches came; a control item waits until every batch before it is handed over."""
+    DuckDB runs the queries of a batch on one core and mostly without the GIL, so two batches can
+    be validated at once. Results go to the lander strictly in the order the batches came; a
+    control item waits until every batch before it is handed over."""
 
     WORKERS = 2
 
