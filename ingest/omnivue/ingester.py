@@ -644,20 +644,30 @@ class _Stage(threading.Thread):
                         self._control_and_forward(item)
                         if item is _STOP:
                             return
-                    elif self.error is None and not self._downstream_failed():
-                        result = self.process(item)  # after an error nothing more: nothing lands out of order
-                        if self.downstream is not None:
-                            self.downstream.submit(result)
-                        else:
-                            self.done.put(result)
+                    elif self._accepting():  # after an error nothing more: nothing lands out of order
+                        self._forward(self.process(item))
                 except BaseException as exc:  # handed to the polling thread
-                    if self.error is None and not self._downstream_failed():
-                        self.error = exc
+                    self._fail(exc)
                     self.on_idle()
                 finally:
                     self.todo.task_done()
         finally:
             self.control(_STOP)
+
+    def _accepting(self) -> bool:
+        """No error here nor downstream: batches still go on."""
+        return self.error is None and not self._downstream_failed()
+
+    def _forward(self, result: Any) -> None:
+        if self.downstream is not None:
+            self.downstream.submit(result)
+        else:
+            self.done.put(result)
+
+    def _fail(self, exc: BaseException) -> None:
+        """Keep the first error of the pipeline (a later one is its consequence)."""
+        if self._accepting():
+            self.error = exc
 
     def _control_and_forward(self, item: object) -> None:
         try:
@@ -726,7 +736,7 @@ class _Validator(_Stage):
                         self.todo.task_done()
                     if item is _STOP:
                         return
-                elif self.error is None and not self._downstream_failed():
+                elif self._accepting():
                     pending.append(pool.submit(self.process, item))  # task_done when handed over
                     self._hand_over(pending, wait_first=len(pending) >= self.WORKERS)
                 else:  # after an error nothing more: nothing lands out of order
@@ -743,11 +753,10 @@ class _Validator(_Stage):
             future = pending.popleft()
             try:
                 result = future.result()
-                if self.error is None and not self._downstream_failed():
-                    self.downstream.submit(result)
+                if self._accepting():
+                    self._forward(result)
             except BaseException as exc:  # handed to the polling thread
-                if self.error is None and not self._downstream_failed():
-                    self.error = exc
+                self._fail(exc)
             finally:
                 self.todo.task_done()
 
