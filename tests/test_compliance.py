@@ -471,18 +471,15 @@ def test_ingest_drops_records_of_an_erased_person(world, fast_path):
     from omnivue.compliance.suppression import suppress_batch
     from omnivue.config import load_settings
     from omnivue.ingester import Ingester
+    from omnivue.record_batches import polled_table
 
     env, home = world["env"], world["home"]
     wh = home / "warehouse.duckdb"
     again, stranger, bad = records_after_erasure()
 
-    class Rec:  # a Kafka record as the ingester sees it
-        def __init__(self, topic, value, offset):
-            self.topic, self.partition, self.offset, self.key, self.timestamp = topic, 0, offset, None, 0
-            self.value = value
-
     values = as_records(again + [stranger]) + [("interactions.social", bad.encode())]
-    records = [Rec(t, v, 90_000 + i) for i, (t, v) in enumerate(values)]
+    records = polled_table([{"topic": t, "partition": 0, "offset": 90_000 + i, "timestamp": 0, "value": v}
+                            for i, (t, v) in enumerate(values)])  # Kafka records as the ingester sees them
     ingester = Ingester(load_settings(), fast_path=fast_path)
     received_at = datetime.now(timezone.utc)
     con = duckdb.connect(str(wh))

@@ -56,7 +56,7 @@ def test_ingest_lands_valid_events_and_dead_letters_the_rest(broker):
 def test_ingest_survives_sigkill_at_random_instants(broker):
     """Kill the ingester many times mid-load; nothing lost, nothing twice."""
     settings = load_settings()
-    result = Simulation(300, 20, seed=11).build()
+    result = Simulation(1200, 20, seed=11).build()
     publish(settings, result, progress=False)
     truth = result.truth
     expected_landed = truth["valid_events"] + len(truth["duplicates"])

@@ -10,8 +10,8 @@ updated too, for lag tooling, but the warehouse is the source of truth. The
 transaction also drops records below the stored offset, so two ingesters that
 race after a rebalance cannot land a record twice.
 
-Threads share the work: the polling thread fetches and decodes records
-(kafka-python), two validator workers check the batches before (the fast
+Threads share the work: the polling thread fetches records (kafka-python)
+and decodes each fetch into Arrow columns (record_batches.py), two validator workers check the batches before (the fast
 path on an in-memory DuckDB of their own, Python for the rest) and a lander
 writes the batches validated before them (:class:`_Pipeline`). DuckDB
 mostly releases the GIL while it works, so they can use both cores (the
@@ -54,6 +54,7 @@ from .config import Settings
 from .envelope import INPUT_TOPICS
 from .kafka_io import BrokerUnavailable, bootstrap_reachable, make_consumer
 from .progress import Progress
+from .record_batches import columnar
 from .validation import Rejected, validate_record
 from .warehouse import IDENTITY_COLUMNS, connect, ensure_landing, session
 
@@ -144,13 +145,13 @@ def streaming_interpreter() -> Iterator[None]:
         sys.setswitchinterval(saved_switch)
 
 
-def _utf8_column(values: list[bytes | None], decode: Any) -> pa.Array:
-    """Bytes as an Arrow string column: validated in bulk by Arrow; when some value is not UTF-8,
+def _utf8_column(values: pa.Array | pa.ChunkedArray, decode: Any) -> pa.Array | pa.ChunkedArray:
+    """Binary as an Arrow string column: validated in bulk by Arrow; when some value is not UTF-8,
     decoded one by one with ``decode``."""
     try:
-        return pa.array(values, pa.binary()).cast(pa.string())
+        return values.cast(pa.string())
     except pa.ArrowInvalid:
-        return pa.array([decode(v) for v in values], pa.string())
+        return pa.array([decode(v) for v in values.to_pylist()], pa.string())
 
 
 class Batch:
@@ -231,8 +232,8 @@ class Ingester:
         self.topics = list(topics)
         self.stats = IngestStats()
         self._consumer: KafkaConsumer | None = None
-        self._pending: list[Any] = []  # polled, not yet handed to the pipeline
-        self._pending_by_topic: Counter = Counter()
+        self._pending: list[pa.Table] = []  # polled (record_batches.POLLED_SCHEMA), not yet handed to the pipeline
+        self._pending_rows = 0
         self._in_flight: Counter = Counter()  # polled, not yet landed (pending or in the pipeline)
         self._pipeline: _Pipeline | None = None
         self._bar: Progress | None = None
@@ -266,13 +267,16 @@ class Ingester:
 
     # -- handing batches to the pipeline (on the polling thread) --------------------------
     def _submit(self) -> None:
-        """Hand the pending records to the validator as one batch (blocks while two batches wait)."""
+        """Hand the pending records to the validator in batches of at most ``batch_size`` records
+        (blocks while two batches wait)."""
         if not self._pending:
             return
-        records, by_topic = self._pending, self._pending_by_topic
-        self._pending, self._pending_by_topic = [], Counter()
-        self._pipeline.submit(records, by_topic)
-        self._collect()
+        polled = pa.concat_tables(self._pending)
+        self._pending, self._pending_rows = [], 0
+        for start in range(0, polled.num_rows, self.batch_size):  # a fetch may hold more than one batch
+            records = polled.slice(start, self.batch_size)
+            self._pipeline.submit(records, _count_topics(records))
+            self._collect()
 
     def _collect(self) -> None:
         """Account for the batches landed since; re-raise an error of the pipeline, if any."""
@@ -290,29 +294,29 @@ class Ingester:
         self._collect()
 
     # -- validation (on the validator thread) ---------------------------------------------
-    def _validate(self, con: Any, records: list[Any], polled_by_topic: Counter | None = None,
+    def _validate(self, con: Any, records: pa.Table, polled_by_topic: Counter | None = None,
                   fast: bool | None = None) -> "_Checked":
-        """Validate one batch: the fast path (unless ``fast`` is False, default: the ingester's
-        setting), then Python for what it did not accept. ``con`` is only used for temporary tables
-        (on the validator thread, an in-memory DuckDB)."""
+        """Validate one batch of polled records (record_batches.POLLED_SCHEMA): the fast path (unless
+        ``fast`` is False, default: the ingester's setting), then Python for what it did not accept.
+        ``con`` is only used for temporary tables (on the validator thread, an in-memory DuckDB)."""
         reasons: Counter = Counter()
         slow = Batch()
-        if (self.fast_path if fast is None else fast) and records:
+        if (self.fast_path if fast is None else fast) and records.num_rows:
             raw = pa.table({
-                "idx": pa.array(range(len(records)), pa.int64()),
-                "topic": pa.array([r.topic for r in records], pa.string()),
-                "partition": pa.array([r.partition for r in records], pa.int32()),
-                "offset": pa.array([r.offset for r in records], pa.int64()),
-                "record_key": _utf8_column([r.key for r in records], _decode),
-                "kafka_timestamp_ms": pa.array([r.timestamp for r in records], pa.int64()),
-                "raw": _utf8_column([r.value for r in records], _utf8_or_none),
+                "idx": pa.array(range(records.num_rows), pa.int64()),
+                "topic": records.column("topic"),
+                "partition": records.column("partition"),
+                "offset": records.column("offset"),
+                "record_key": _utf8_column(records.column("key"), _decode),
+                "kafka_timestamp_ms": records.column("timestamp"),
+                "raw": _utf8_column(records.column("value"), _utf8_or_none),
             }, schema=fast_validation.RAW_SCHEMA)
             accepted, slow_idx = fast_validation.check(con, raw)
-            judged_in_python = (records[i] for i in slow_idx)
+            judged_in_python = records.take(pa.array(slow_idx, pa.int64())).to_pylist()
         else:
-            accepted, judged_in_python = None, iter(records)
+            accepted, judged_in_python = None, records.to_pylist()
         for r in judged_in_python:
-            slow.add_raw(r.topic, r.partition, r.offset, r.key, r.value, r.timestamp, reasons)
+            slow.add_raw(r["topic"], r["partition"], r["offset"], r["key"], r["value"], r["timestamp"], reasons)
         slow_landed, dead = slow.tables()
         by_topic = _count_topics(slow_landed)
         if accepted is not None:
@@ -332,11 +336,10 @@ class Ingester:
         records = checked.records
         first: dict[tuple[str, int], int] = {}
         nxt: dict[tuple[str, int], int] = {}
-        for r in records:  # a partition's records arrive in offset order
-            key = (r.topic, r.partition)
-            if key not in first:
-                first[key] = r.offset
-            nxt[key] = r.offset + 1
+        for row in records.group_by(["topic", "partition"], use_threads=False).aggregate(
+                [("offset", "min"), ("offset", "max")]).to_pylist():
+            key = (row["topic"], row["partition"])
+            first[key], nxt[key] = row["offset_min"], row["offset_max"] + 1
         skipped = suppressed = 0
         con.begin()
         try:
@@ -347,8 +350,11 @@ class Ingester:
             if already:
                 # Part of this batch was landed by an earlier run or another member of the group:
                 # validate again what is left (rare: after a crash or a rebalance).
-                kept = [r for r in records if r.offset >= already.get((r.topic, r.partition), -1)]
-                skipped = len(records) - len(kept)
+                keep = [o >= already.get((t, p), -1) for t, p, o in zip(
+                    records.column("topic").to_pylist(), records.column("partition").to_pylist(),
+                    records.column("offset").to_pylist())]
+                kept = records.filter(pa.array(keep, pa.bool_()))
+                skipped = records.num_rows - kept.num_rows
                 log.warning("skipped %d records already landed (re-delivered)", skipped)
                 checked = self._validate(con, kept, checked.polled_by_topic)
             self._insert(con, checked, received_at)
@@ -426,11 +432,12 @@ class Ingester:
                 while True:
                     polled = self._consumer.poll(timeout_ms=300, max_records=self.batch_size)
                     got = 0
-                    for tp, records in polled.items():
-                        self._pending.extend(records)
-                        self._pending_by_topic[tp.topic] += len(records)
-                        self._in_flight[tp.topic] += len(records)
-                        got += len(records)
+                    for tp, chunks in polled.items():  # record_batches.RecordColumns, one per fetch
+                        for chunk in chunks:
+                            self._pending.append(chunk.table)
+                            self._pending_rows += len(chunk)
+                            self._in_flight[tp.topic] += len(chunk)
+                            got += len(chunk)
                     now = time.monotonic()
                     if got:
                         last_data = now
@@ -444,7 +451,7 @@ class Ingester:
                         unreachable_since = self._check_reachable(unreachable_since, now)
                         last_data = now
                     fetched_all = self._fetched_all()
-                    if self._pending and (len(self._pending) >= self.batch_size or not got or fetched_all
+                    if self._pending and (self._pending_rows >= self.batch_size or not got or fetched_all
                                           or now - last_submit > self.batch_ms / 1000):
                         self._submit()
                         last_submit = time.monotonic()
@@ -501,7 +508,8 @@ class Ingester:
         delay = 1.0
         while True:
             try:
-                return make_consumer(self.settings, self.group_id, max_poll_records=min(self.batch_size, 10_000))
+                # columnar: poll() gives one Arrow table per partition fetch (max_poll_records counts those)
+                return columnar(make_consumer(self.settings, self.group_id, max_poll_records=100))
             except BrokerUnavailable as exc:
                 waited = time.monotonic() - start
                 if max_seconds is not None and waited + delay > max_seconds:
@@ -547,7 +555,7 @@ class Ingester:
 @dataclass
 class _Checked:
     """One validated batch, on its way from the validator to the lander."""
-    records: list[Any]
+    records: pa.Table  # as polled (record_batches.POLLED_SCHEMA)
     polled_by_topic: Counter
     accepted: pa.Table | None  # landed_events rows from the fast path
     slow_landed: pa.Table  # LANDED_SCHEMA: valid records the Python validator judged
@@ -702,7 +710,7 @@ class _Validator(_Stage):
         self._connections: list[Any] = []
         self._lock = threading.Lock()
 
-    def process(self, item: tuple[list[Any], Counter]) -> _Checked:
+    def process(self, item: tuple[pa.Table, Counter]) -> _Checked:
         con = getattr(self._local, "con", None)
         if con is None:
             con = self._local.con = duckdb.connect()
@@ -789,7 +797,7 @@ class _Lander(_Stage):
             self._opened_at = time.monotonic()
             self._rows_since_checkpoint = 0
         landed = self._ingester._land_batch(self._con, item)
-        self._rows_since_checkpoint += len(item.records)
+        self._rows_since_checkpoint += item.records.num_rows
         if time.monotonic() - self._opened_at > self.HOLD_S:
             self.on_idle()  # let dbt and other writers in between batches
         elif self._rows_since_checkpoint >= self.CHECKPOINT_ROWS:
@@ -828,7 +836,7 @@ class _Pipeline:
         self.lander.start()
         self.validator.start()
 
-    def submit(self, records: list[Any], polled_by_topic: Counter) -> None:
+    def submit(self, records: pa.Table, polled_by_topic: Counter) -> None:
         self.validator.submit((records, polled_by_topic))
 
     def finished(self) -> list[_Landed]:

@@ -38,12 +38,12 @@ create table if not exists landed_events (
     anonymous_id varchar,
     social_handle varchar,
     properties json,
-    raw varchar not null,
+    raw varchar not null using compression zstd,  -- kept for audit and replay, not read by dbt
     received_at timestamptz not null
 );
 create table if not exists dead_letter (
     reason varchar not null,
-    raw varchar,
+    raw varchar using compression zstd,
     topic varchar not null,
     "partition" integer not null,
     "offset" bigint not null,
