@@ -28,7 +28,7 @@ def _mutations(rng: random.Random, ev: dict) -> list[tuple[str, bytes]]:
 
     m = json.loads(json.dumps(ev))
     ids = m["identities"]
-    choice = rng.randrange(26)
+    choice = rng.randrange(28)
     if choice == 0:
         m["occurred_at"] = m["occurred_at"].replace("T", "t")
     elif choice == 1:
@@ -90,6 +90,10 @@ def _mutations(rng: random.Random, ev: dict) -> list[tuple[str, bytes]]:
             return out
     elif choice == 24:
         ids["device_id"] = "dev\u00e9\t" if rng.random() < 0.5 else "dev-\\-1"
+    elif choice == 25:  # an identifier type the contract does not know
+        ids[rng.choice(["twitter", "Email", "idfa"])] = "someone"
+    elif choice == 26:  # as many keys as the envelope, one of them renamed
+        m["Source"] = m.pop("source")
     else:
         ids["anonymous_id"] = "anon-" + "x" * rng.randrange(1, 300)
     add(m)
