@@ -1,10 +1,12 @@
 -- Every social / email / mobile interaction (not consent / identity
 -- events), one row per event_id, with its person, whether marketing consent
 -- for the channel's scope was in force at that instant, and the sentiment of
--- its text. Incremental (delete+insert on event_id): new interactions and
--- every interaction of a person whose consent or identity changed
--- (macros/incremental/interaction_scope.sql) are rebuilt; the result is the
--- same as a full refresh.
+-- its text. Incremental (delete+insert on event_id): new interactions, every
+-- interaction of a person whose identity changed, and those of a person with
+-- a new marketing consent event whose consent row can change (its scope, at
+-- or after the event, or in a row still in force then) are rebuilt
+-- (macros/incremental/interaction_scope.sql); the result is the same as a
+-- full refresh.
 
 {{ config(
     materialized='incremental',
@@ -17,14 +19,21 @@
 -- depends_on: {{ ref('int_identity_history') }}
 -- depends_on: {{ ref('int_events') }}
 -- depends_on: {{ ref('int_event_log') }}
+-- depends_on: {{ ref('stg_landing__consent_events') }}
 -- depends_on: {{ source('sentiment', 'social_sentiment') }}
 
 with
 
 {% if is_incremental() %}
-changed_persons as (
+identity_changed as (
 
-    {{ changed_persons(channels=['consent'], new_events_only=true) }}
+    {{ identity_changed_persons() }}
+
+),
+
+consent_changes as (
+
+    {{ marketing_consent_changes() }}
 
 ),
 
