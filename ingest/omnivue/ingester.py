@@ -11,9 +11,10 @@ transaction also drops records below the stored offset, so two ingesters that
 race after a rebalance cannot land a record twice.
 
 Threads share the work: the polling thread fetches records (kafka-python)
-and decodes each fetch into Arrow columns (record_batches.py), two validator workers check the batches before (the fast
-path on an in-memory DuckDB of their own, Python for the rest) and a lander
-writes the batches validated before them (:class:`_Pipeline`). DuckDB
+and decodes each fetch into Arrow columns (record_batches.py), two validator
+workers check the batches before (the fast path on an in-memory DuckDB of
+their own, Python for the rest) and a lander writes the batches validated
+before them (:class:`_Pipeline`). DuckDB
 mostly releases the GIL while it works, so they can use both cores (the
 Python parts still take turns: docs/benchmarks.md). Batches are
 landed strictly in the order they were polled, at most two wait at each
