@@ -19,7 +19,9 @@ only the components touched since the watermark are recomputed: those of
 the nodes and edges landed after it (less the lookback), with every node of
 the components those nodes were in before. A new edge can only merge
 components and a newly shared identifier only split its own, so the rest is
-unchanged; the result is the same as a full rebuild.
+unchanged; the result is the same as a full rebuild. Of the recomputed
+components, only those that differ from the stored rows are written (most
+come out the same: a node seen again, an edge inside a component).
 """
 
 MAX_ROUNDS = 500
@@ -58,11 +60,16 @@ def model(dbt, session):
             select distinct component_node_key from {this}
             where node_key in (select node_key from __cc_touched)
         """)
+        # the stored rows of those components: compared with the result below
         session.execute(f"""
+            create or replace temp table __cc_stored as
+            select node_key, component_node_key, component_size, violates_limits from {this}
+            where component_node_key in (select component_node_key from __cc_old_components)
+        """)
+        session.execute("""
             create or replace temp table __cc_scope as
             select node_key from __cc_touched
-            union select node_key from {this}
-            where component_node_key in (select component_node_key from __cc_old_components)
+            union select node_key from __cc_stored
         """)
         scope_filter = "and nodes.node_key in (select node_key from __cc_scope)"
     else:
@@ -124,11 +131,6 @@ def model(dbt, session):
         session.execute("update __cc_labels set label = u.label from __cc_update as u where __cc_labels.id = u.id")
         session.execute("create or replace temp table __cc_changed as select id, label from __cc_update")
 
-    tombstones = """
-        union all
-        select null, component_node_key, null, null, true from __cc_old_components
-    """ if dbt.is_incremental else ""
-    tombstone_column = ", false as _tombstone" if dbt.is_incremental else ""
     limits = dict(session.execute("select identifier_type, max_per_person from __cc_rules").fetchall())
     kinds = sorted(limits)
     type_counts = ",\n                ".join(
@@ -155,8 +157,35 @@ def model(dbt, session):
             components.component_node_key,
             cast(components.component_size as bigint) as component_size,
             {violates} as violates_limits
-            {tombstone_column}
         from labelled inner join components using (label)
-        {tombstones}
     """)
-    return session.table("__cc_result")
+    if not dbt.is_incremental:
+        return session.table("__cc_result")
+
+    # Only the components that differ from what is stored are written: most touched components
+    # (a node seen again, an edge inside a component) come out the same. A component differs when
+    # one of its rows is not stored as such, or a stored row of it is not in the result (a node
+    # that left it, a component that no longer exists: its stored rows are deleted by its
+    # tombstone). Every scope node's stored component is one of __cc_old_components, so the
+    # stored rows compared are all those of the components involved.
+    session.execute("""
+        create or replace temp table __cc_changed_components as
+        select component_node_key from (
+            select * from __cc_result except select * from __cc_stored
+        ) as added
+        union
+        select component_node_key from (
+            select * from __cc_stored except select * from __cc_result
+        ) as removed
+    """)
+    session.execute("""
+        create or replace temp table __cc_batch as
+        select node_key, component_node_key, component_size, violates_limits, false as _tombstone
+        from __cc_result
+        where component_node_key in (select component_node_key from __cc_changed_components)
+        union all
+        select null, component_node_key, null, null, true
+        from __cc_old_components
+        where component_node_key in (select component_node_key from __cc_changed_components)
+    """)
+    return session.table("__cc_batch")
