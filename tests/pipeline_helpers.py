@@ -39,7 +39,7 @@ DBT_PROJECT = Path(__file__).resolve().parents[1] / "dbt_project"
 
 #: The marts and the incremental models compared between an incremental build and a full refresh.
 COMPARED_MODELS = (
-    "customer_360", "fct_interactions", "consent_audit", "channel_engagement", "marketing_audience",
+    "customer_360", "fct_interactions", "consent_audit", "channel_engagement", "marketing_audience", "ereputation_daily",
     "identity_map", "identity_merge_rejections",
     "int_events", "int_consent_intervals", "int_person_channel_activity", "int_person_profile",
     "int_identity_components", "int_identity_raw_components", "int_identity_shared_identifiers",
