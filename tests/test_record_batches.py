@@ -122,3 +122,32 @@ def test_decode_batches_reads_fields_and_refuses_corrupt_batches():
     struct.pack_into("B", longer_value, body.index(b"first") - 1, 40)  # value length past the record's end
     with pytest.raises(CorruptRecordError):
         decode_batches([bytes(longer_value)], [header])
+
+
+def test_old_and_new_message_formats_in_one_fetch_keep_their_order():
+    """An older log holds message format v0/v1 before v2: kafka-python decodes those, in order."""
+    from kafka.consumer.fetcher import Fetcher
+    from kafka.record.memory_records import MemoryRecords, MemoryRecordsBuilder
+
+    from omnivue.record_batches import ColumnarPartitionRecords
+
+    def built(magic: int, offset: int, compression: int) -> bytes:
+        builder = MemoryRecordsBuilder(magic, compression, batch_size=1 << 20, offset=offset)
+        for i in range(5):
+            builder.append(1_700_000_000_000 + offset + i, f"k{offset + i}".encode(), f"v{offset + i}".encode())
+        builder.close()
+        return bytes(builder.buffer())
+
+    # v1 (plain), v2 (gzip), v1 (gzip), v2 (plain)
+    buffer = built(1, 0, 0) + built(2, 5, 1) + built(1, 10, 1) + built(2, 15, 0)
+    tp = TopicPartition(TOPIC, 0)
+    expected = [(r.offset, r.timestamp, r.key, r.value)
+                for r in Fetcher.PartitionRecords(3, tp, MemoryRecords(buffer)).take()]
+    part = ColumnarPartitionRecords(3, tp, MemoryRecords(buffer))
+    (chunk,) = part.take()
+    t = chunk.table
+    got = list(zip(t.column("offset").to_pylist(), t.column("timestamp").to_pylist(), t.column("key").to_pylist(),
+                   t.column("value").to_pylist()))
+    assert [o for o, *_ in expected] == list(range(3, 20))
+    assert got == expected
+    assert part.next_fetch_offset == 20

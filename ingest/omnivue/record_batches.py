@@ -1,4 +1,4 @@
-"""Kafka record batches decoded into Arrow columns, a whole batch at a time.
+"""Kafka fetches decoded into Arrow columns, every record of a fetch at once.
 
 kafka-python decodes every record of a fetch in Python (a few varints, a
 ``ConsumerRecord`` and two ``bytes`` copies per record): about 4 µs a record,
@@ -22,17 +22,14 @@ record and turned into the same columns.
 
 from __future__ import annotations
 
-import logging
 from dataclasses import dataclass
 from typing import Any, Iterator
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
-from kafka.consumer.fetcher import Fetcher
+from kafka.consumer.fetcher import Fetcher, IsolationLevel
 from kafka.errors import CorruptRecordError
-
-log = logging.getLogger(__name__)
 
 #: The columns of polled records.
 POLLED_SCHEMA = pa.schema([("topic", pa.string()), ("partition", pa.int32()), ("offset", pa.int64()),
@@ -187,9 +184,9 @@ class ColumnarPartitionRecords(Fetcher.PartitionRecords):
 
     def _unpack_records(self, tp: Any, records: Any, key_deserializer: Any, value_deserializer: Any
                         ) -> Iterator[RecordColumns]:
-        bodies: list[bytes] = []
+        parts: list[dict[str, pa.Array]] = []  # columns of consecutive batches, in offset order
+        bodies: list[bytes] = []  # v2 batches not decoded yet
         headers: list[BatchHeader] = []
-        legacy: list[Any] = []  # message format v0/v1: kafka-python decodes it record by record
         batch = records.next_batch()
         last_batch = None
         while batch is not None:
@@ -206,26 +203,24 @@ class ColumnarPartitionRecords(Fetcher.PartitionRecords):
                                                batch.max_timestamp, bool(batch.attributes & _LOG_APPEND_TIME)))
                     self.bytes_read += batch.size_in_bytes
                 self.next_fetch_offset = batch.next_offset
-            else:
-                for record in batch:
-                    legacy.append(record)
-                    self.bytes_read += record.size_in_bytes
-                    self.next_fetch_offset = record.offset + 1
+            else:  # message format v0/v1 (older logs): kafka-python decodes it record by record
+                if bodies:
+                    parts.append(decode_batches(bodies, headers))
+                    bodies, headers = [], []
+                legacy = list(batch)
+                parts.append({"offset": pa.array([r.offset for r in legacy], pa.int64()),
+                              "timestamp": pa.array([r.timestamp for r in legacy], pa.int64()),
+                              "key": pa.array([r.key for r in legacy], pa.binary()),
+                              "value": pa.array([r.value for r in legacy], pa.binary())})
+                self.bytes_read += sum(r.size_in_bytes for r in legacy)
+                if legacy:
+                    self.next_fetch_offset = legacy[-1].offset + 1
             batch = records.next_batch()
-        if legacy and bodies:  # a log being converted: keep the records in offset order
-            raise CorruptRecordError(f"old and new message formats mixed in one fetch of {tp}")
         if bodies:
-            columns = decode_batches(bodies, headers)
-        elif legacy:
-            columns = {"offset": pa.array([r.offset for r in legacy], pa.int64()),
-                       "timestamp": pa.array([r.timestamp for r in legacy], pa.int64()),
-                       "key": pa.array([r.key for r in legacy], pa.binary()),
-                       "value": pa.array([r.value for r in legacy], pa.binary())}
-        else:
-            columns = None
+            parts.append(decode_batches(bodies, headers))
         if last_batch is not None and last_batch.magic == 2:
             self.next_fetch_offset = last_batch.next_offset
-        chunk = self._chunk(tp, columns) if columns is not None else None
+        chunk = self._chunk(tp, parts) if parts else None
         if chunk is not None:
             self.records_read += len(chunk)
             yield chunk
@@ -233,8 +228,6 @@ class ColumnarPartitionRecords(Fetcher.PartitionRecords):
 
     def _skip_transactional(self, batch: Any) -> bool:
         """kafka-python's rule for READ_COMMITTED: skip aborted batches, track abort markers."""
-        from kafka.consumer.fetcher import IsolationLevel
-
         if self.isolation_level != IsolationLevel.READ_COMMITTED or not batch.has_producer_id():
             return False
         self._consume_aborted_transactions_up_to(batch.last_offset)
@@ -243,12 +236,13 @@ class ColumnarPartitionRecords(Fetcher.PartitionRecords):
             return False
         return self._is_batch_aborted(batch)
 
-    def _chunk(self, tp: Any, columns: dict[str, pa.Array]) -> RecordColumns | None:
-        n = len(columns["offset"])
+    def _chunk(self, tp: Any, parts: list[dict[str, pa.Array]]) -> RecordColumns | None:
+        n = sum(len(part["offset"]) for part in parts)
         table = pa.table({
             "topic": pa.array([tp.topic], pa.string()).take(pa.array(np.zeros(n, np.int64))),
             "partition": pa.array(np.full(n, tp.partition, np.int32)),
-            **columns,
+            **{name: pa.chunked_array([part[name] for part in parts], POLLED_SCHEMA.field(name).type)
+               for name in ("offset", "timestamp", "key", "value")},
         }, schema=POLLED_SCHEMA)
         # a fetch from the middle of a batch (a seek to a stored offset) starts with records before it
         if n and table.column("offset")[0].as_py() < self.fetch_offset:
