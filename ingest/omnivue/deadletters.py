@@ -15,6 +15,8 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any
 
+import pyarrow as pa
+
 from .config import Settings
 from .envelope import INPUT_TOPICS
 from .ingester import Batch, insert_batch
@@ -136,11 +138,18 @@ def replay(settings: Settings, reason_code: str | None = None, dry_run: bool = F
             con.rollback()
             return result
         insert_batch(con, landed, batch.tables()[1].slice(0, 0), now)
-        con.executemany('insert into dead_letter_replays select ?, ?, ?, ?, ?, ?',
-                        [(t, p, o, eid, reason, now) for (t, p, o, reason), eid
-                         in zip(replayed, landed.column("event_id").to_pylist())])
-        con.executemany('delete from dead_letter where topic = ? and "partition" = ? and "offset" = ?',
-                        [(t, p, o) for t, p, o, _ in replayed])
+        topics, partitions, offsets, reasons = (list(column) for column in zip(*replayed))
+        con.register("replayed_batch", pa.table({  # set-based: one statement each, not one per record
+            "topic": pa.array(topics, pa.string()), "partition": pa.array(partitions, pa.int32()),
+            "offset": pa.array(offsets, pa.int64()), "event_id": landed.column("event_id"),
+            "original_reason": pa.array(reasons, pa.string())}))
+        try:
+            con.execute('insert into dead_letter_replays select topic, "partition", "offset", event_id, '
+                        "original_reason, $now from replayed_batch", {"now": now})
+            con.execute('delete from dead_letter as d using replayed_batch as r '
+                        'where d.topic = r.topic and d."partition" = r."partition" and d."offset" = r."offset"')
+        finally:
+            con.unregister("replayed_batch")
         con.commit()
     log.info("replayed %d dead letters into landed_events", result.replayed)
     return result

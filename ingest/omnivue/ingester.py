@@ -85,6 +85,16 @@ _LANDED_INSERT = (
     + ", ".join(IDENTITY_COLUMNS) + ", properties, raw, $received_at from landed_batch")
 _DEAD_INSERT = ('insert into dead_letter (reason, raw, topic, "partition", "offset", record_key, received_at, raw_bytes) '
                 'select reason, raw, topic, "partition", "offset", record_key, $received_at, raw_bytes from dead_batch')
+# The next offset of each partition of a batch, never moved back (a late batch of a race after a
+# rebalance must not rewind another member's progress).
+_OFFSETS_UPSERT = """
+insert or replace into ingest_offsets
+select $group_id, batch.topic, batch."partition", greatest(batch.next_offset, coalesce(stored.next_offset, 0)),
+       $received_at
+from (select unnest($topics) as topic, unnest($partitions) as "partition", unnest($offsets) as next_offset) as batch
+left join ingest_offsets as stored
+  on stored.consumer_group = $group_id and stored.topic = batch.topic and stored."partition" = batch."partition"
+"""
 _EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 _US = timedelta(microseconds=1)
 
@@ -368,10 +378,9 @@ class Ingester:
                 landed_by_topic = +landed_by_topic
                 dead_n -= dropped.dead
                 suppressed = dropped.total
-            con.executemany(  # one row per partition in the batch, not per record
-                'insert or replace into ingest_offsets values (?, ?, ?, greatest(?, coalesce((select next_offset '
-                'from ingest_offsets where consumer_group = ? and topic = ? and "partition" = ?), 0)), ?)',
-                [(self.group_id, t, p, o, self.group_id, t, p, received_at) for (t, p), o in nxt.items()])
+            con.execute(_OFFSETS_UPSERT, {  # one row per partition in the batch, in one statement
+                "group_id": self.group_id, "topics": [t for t, _ in nxt], "partitions": [p for _, p in nxt],
+                "offsets": list(nxt.values()), "received_at": received_at})
             con.commit()
         except BaseException:
             con.rollback()
