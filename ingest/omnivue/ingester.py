@@ -14,12 +14,13 @@ Threads share the work: the polling thread fetches records (kafka-python)
 and decodes each fetch into Arrow columns (record_batches.py), two validator
 workers check the batches before (the fast path on an in-memory DuckDB of
 their own, Python for the rest) and a lander writes the batches validated
-before them (:class:`_Pipeline`). DuckDB
-mostly releases the GIL while it works, so they can use both cores (the
-Python parts still take turns: docs/benchmarks.md). Batches are
-landed strictly in the order they were polled, at most two wait at each
-step, and after a failed batch nothing more is landed (the error stops the
-ingester; the stored offsets still point at the first record not landed).
+before them (:class:`_Pipeline`). DuckDB mostly releases the GIL while it
+works, so they can use both cores (the Python parts still take turns:
+docs/benchmarks.md). Batches are landed strictly in the order they were
+polled, a few wait at each step (more before the lander, so that validation
+goes on during its checkpoints), and after a failed batch nothing more is
+landed (the error stops the ingester; the stored offsets still point at the
+first record not landed).
 
 The warehouse stays open while batches follow one another and is released
 (checkpointed and closed) when none came for half a second, after holding it
@@ -600,14 +601,16 @@ def _count_topics(table: pa.Table) -> Counter:
 
 class _Stage(threading.Thread):
     """One step of the landing pipeline on its own thread: takes items in order, hands each
-    result to the next stage (or to the polling thread). At most two items wait. After an error
+    result to the next stage (or to the polling thread). At most WAITING items wait. After an error
     nothing more is processed downstream: it is re-raised on the polling thread, and the stored
     offsets still point at the first record not landed."""
+
+    WAITING = 2
 
     def __init__(self, name: str, downstream: "_Stage | None") -> None:
         super().__init__(name=name, daemon=True)
         self.downstream = downstream
-        self.todo: queue.Queue = queue.Queue(maxsize=2)
+        self.todo: queue.Queue = queue.Queue(maxsize=self.WAITING)
         self.done: queue.Queue = queue.Queue()  # results of the last stage
         self.error: BaseException | None = None
 
@@ -791,6 +794,9 @@ class _Lander(_Stage):
     IDLE_RELEASE_S = 0.5
     HOLD_S = 5.0
     CHECKPOINT_ROWS = 250_000  # about two of DuckDB's row groups (122,880 rows)
+    # Validated batches that may wait (~25 MB each at 20k records): a checkpoint stops the lander
+    # ~0.45 s, and with two the validators soon had to stop too (546k records: 4.65 -> 4.39 s).
+    WAITING = 8
 
     def __init__(self, ingester: Ingester) -> None:
         super().__init__("omnivue-lander", None)
