@@ -23,6 +23,7 @@ from __future__ import annotations
 from typing import Any
 
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from .envelope import ALL_EVENT_TYPES, CONSENT_PURPOSES, CONSENT_SCOPES, TOPIC_BY_CHANNEL
 from .identifiers import normalize_identifier
@@ -47,9 +48,9 @@ _ENVELOPE_KEYS = ("event_id", "event_type", "channel", "occurred_at", "source", 
                   "properties")
 _TOPIC_OF = "case channel " + " ".join(f"when '{c}' then '{t}'" for c, t in TOPIC_BY_CHANNEL.items()) + " end"
 
-# Step 1, materialised on its own: doc is NULL unless the record is strict JSON, so that no JSON
-# function in step 2 ever sees malformed text (DuckDB may evaluate an expression for rows that a
-# CASE or an AND would skip, and JSON functions raise on malformed input).
+# Step 1: doc is NULL unless the record is strict JSON, so that no JSON function below ever sees
+# malformed text (JSON functions raise on it): every JSON function reads doc, or a part of a doc
+# that parsed.
 DOCS_SQL = f"""
 select idx, topic, "partition", "offset", record_key, kafka_timestamp_ms, raw,
        case when strlen(raw) <= {MAX_RECORD_BYTES} and json_valid(raw)
@@ -58,14 +59,19 @@ select idx, topic, "partition", "offset", record_key, kafka_timestamp_ms, raw,
 from raw_batch
 """
 
-# Step 2, materialised: every field the contract reads, from ONE parse of the document
-# (json_transform with JSON leaves gives each field's JSON text, re-serialised by DuckDB: a string
-# comes back quoted, with a backslash only where its value holds a quote, a backslash or a control
-# character). A field is taken as a string only when its text is a quoted string without any
-# backslash: the rest goes to the slow path. The identities object and, for consent, the properties
-# are small documents parsed again for their keys.
-_FIELDS_SPEC = ("{" + ", ".join(f'"{k}": "JSON"' for k in _ENVELOPE_KEYS) + "}").replace("'", "''")
-_IDS_SPEC = ("{" + ", ".join(f'"{k}": "JSON"' for k in _ID_TYPES) + "}").replace("'", "''")
+# Step 2: every field the contract reads, from ONE parse of the document.
+# Fields whose rules are a pattern or a list of values that no JSON number, boolean, object or array
+# can match (event_id, event_type, channel, occurred_at; email and social_handle need an "@" or a
+# ":" between characters that JSON punctuation is not) are read as VARCHAR: a non-string gives its
+# JSON text, which fails the rule. The others (source, schema_version, and customer_id, phone,
+# device_id, anonymous_id, whose patterns a number would match) come as JSON text and are taken as
+# strings only when quoted without any backslash. The identities object and, for consent, the
+# properties are small documents parsed again for their keys.
+_STRING_FIELDS = ("event_id", "event_type", "channel", "occurred_at")
+_STRING_IDS = ("email", "social_handle")
+_FIELDS_SPEC = ("{" + ", ".join(f'"{k}": "{"VARCHAR" if k in _STRING_FIELDS else "JSON"}"'
+                                for k in _ENVELOPE_KEYS) + "}")
+_IDS_SPEC = "{" + ", ".join(f'"{k}": "{"VARCHAR" if k in _STRING_IDS else "JSON"}"' for k in _ID_TYPES) + "}"
 
 
 def _string(text: str, other: str = "null") -> str:
@@ -74,12 +80,17 @@ def _string(text: str, other: str = "null") -> str:
             f"when starts_with({text}, '\"') and not contains({text}, '\\') then {text}[2:-2] else {other} end")
 
 
+def _id_value(k: str) -> str:
+    return f"idf.{k}" if k in _STRING_IDS else _string(f"idf.{k}", "'not a string'")
+
+
 FIELDS_SQL = f"""
-with parsed as (
+with docs as ({DOCS_SQL}),
+parsed as (
     select idx, topic, "partition", "offset", record_key, kafka_timestamp_ms, raw,
            json_keys(doc) as top_keys,
            json_transform(doc, '{_FIELDS_SPEC}') as f
-    from fast_docs
+    from docs
 ),
 objects as (
     select *,
@@ -91,25 +102,26 @@ ids as (
     select *, json_transform(id_text, '{_IDS_SPEC}') as idf from objects
 )
 select idx, topic, "partition", "offset", record_key, kafka_timestamp_ms, raw, top_keys,
-       {_string("f.event_id")} as event_id,
-       {_string("f.event_type")} as event_type,
-       {_string("f.channel")} as channel,
-       {_string("f.occurred_at")} as occurred_text,
+       f.event_id, f.event_type, f.channel, f.occurred_at as occurred_text,
        {_string("f.source")} as source,
        f.schema_version = '1' as version_one,
        props,
        json_keys(id_text) as id_keys,
-       {", ".join(_string(f"idf.{k}", "'not a string'") + f" as id_{k}"
-                  for k in _ID_TYPES)},
-       case when f.channel = '"consent"' then json_keys(props) end as prop_keys,
-       case when f.channel = '"consent"' then json_extract(props, ['$.purpose', '$.scope']) end as consent
+       {", ".join(_id_value(k) + f" as id_{k}" for k in _ID_TYPES)},
+       case when f.channel = 'consent' then json_keys(props) end as prop_keys,
+       case when f.channel = 'consent' then json_extract(props, ['$.purpose', '$.scope']) end as consent
 from ids
 """
 
-# Step 3: the rules, on the fields of step 2 (and the phones normalised by identifiers.py).
+# Step 3: the rules, on the fields of step 2 (and the phones normalised by identifiers.py), and the
+# accepted records as landed_events rows (all but received_at, set when they land). Needs
+# TimeZone = 'UTC' on the connection: the integer Kafka timestamps are UTC.
 FAST_SQL = f"""
-with checked as (
-    select i.*, pm.e164,
+with fields as ({FIELDS_SQL}),
+checked as (
+    select i.*, omnivue_e164(i.id_phone) as e164,
+           case when regexp_full_match(occurred_text, '{_TIME}') then try_cast(occurred_text as timestamptz) end
+               as occurred_at,
            coalesce(
                -- exactly the envelope's keys, once each (extra or repeated keys: the slow path decides):
                -- as many keys as the envelope has, and each of them found (the rules below require every
@@ -119,8 +131,6 @@ with checked as (
                and event_type in {tuple(ALL_EVENT_TYPES)!r}
                and channel is not null and channel = split_part(event_type, '.', 1)
                and topic = {_TOPIC_OF}
-               and occurred_text is not null and regexp_full_match(occurred_text, '{_TIME}')
-               and try_cast(occurred_text as timestamptz) is not null
                and source is not null and length(source) >= 1
                and version_one
                and id_keys is not null and len(id_keys) >= 1
@@ -132,35 +142,27 @@ with checked as (
                -- emails and handles may come with spaces around them (trimmed, as identifiers.py does)
                and (id_email is null or regexp_full_match(id_email, ' *{_EMAIL} *'))
                and (id_social_handle is null or regexp_full_match(id_social_handle, ' *{_HANDLE} *'))
-               and (id_phone is null or (regexp_full_match(id_phone, '{_PHONE}') and pm.e164 is not null))
+               and (id_phone is null or (regexp_full_match(id_phone, '{_PHONE}') and e164 is not null))
                and props is not null
                and (channel <> 'consent' or (
                    len(prop_keys) = len(list_distinct(prop_keys))
                    and json_type(consent[1]) = 'VARCHAR' and (consent[1] ->> '$') in {tuple(CONSENT_PURPOSES)!r}
                    and json_type(consent[2]) = 'VARCHAR' and (consent[2] ->> '$') in {tuple(CONSENT_SCOPES)!r})),
-               false) as ok
-    from fast_fields as i
-    left join phone_map as pm on pm.raw_phone = i.id_phone
+               false) as valid
+    from fields as i
 )
-select idx, topic, "partition", "offset", record_key, kafka_timestamp_ms, raw, ok,
-       event_id, event_type, channel, occurred_text, source, id_customer_id, id_email, e164, id_device_id,
-       id_anonymous_id, id_social_handle, props as properties
+select idx, valid and occurred_at is not null as ok,
+       case when kafka_timestamp_ms >= 0 then make_timestamp(kafka_timestamp_ms * 1000)::timestamptz end
+           as kafka_timestamp,
+       lower(event_id) as event_id, event_type, channel, occurred_at, source,
+       1 as schema_version, id_customer_id as customer_id, lower(trim(id_email)) as email, e164 as phone,
+       id_device_id as device_id, id_anonymous_id as anonymous_id,
+       lower(regexp_replace(trim(id_social_handle), ':@', ':')) as social_handle, props as properties
 from checked
 """.replace(
     "_ID_COUNT_", " + ".join(f"(id_{k} is not null)::int" for k in _ID_TYPES))
 
-# The accepted records as landed_events rows (all but received_at, set when they land). Needs
-# TimeZone = 'UTC' on the connection: the integer Kafka timestamps are UTC.
-ACCEPTED_SQL = """
-select topic, "partition", "offset", record_key,
-       case when kafka_timestamp_ms >= 0 then make_timestamp(kafka_timestamp_ms * 1000)::timestamptz end
-           as kafka_timestamp,
-       lower(event_id) as event_id, event_type, channel, cast(occurred_text as timestamptz) as occurred_at, source,
-       1 as schema_version, id_customer_id as customer_id, lower(trim(id_email)) as email, e164 as phone,
-       id_device_id as device_id, id_anonymous_id as anonymous_id,
-       lower(regexp_replace(trim(id_social_handle), ':@', ':')) as social_handle, properties, raw
-from fast_checked where ok
-"""
+_PASSED_THROUGH = ["topic", "partition", "offset", "record_key", "raw"]
 _LANDED_COLUMNS = ('topic, "partition", "offset", record_key, kafka_timestamp, event_id, event_type, channel, '
                    "occurred_at, source, schema_version, customer_id, email, phone, device_id, anonymous_id, "
                    "social_handle, properties, raw")
@@ -168,35 +170,39 @@ INSERT_ACCEPTED = (f"insert into landed_events ({_LANDED_COLUMNS}, received_at) 
                    f"select {_LANDED_COLUMNS}, $received_at from accepted_batch")
 
 
-def phone_map(con: Any) -> pa.Table:
-    """Distinct phone values of the batch, normalised by identifiers.py (None when unusable)."""
-    rows = con.execute("select distinct id_phone from fast_fields where id_phone is not null").fetchall()
-    raw, e164 = [], []
-    for (value,) in rows:
+def _e164(values: pa.Array) -> pa.Array:
+    """SQL function ``omnivue_e164``: a vector of phones normalised by identifiers.py (NULL when
+    unusable), each distinct value once."""
+    distinct = pc.unique(values).drop_null()
+    normalised = []
+    for value in distinct.to_pylist():
         try:
-            norm = normalize_identifier("phone", value)
+            normalised.append(normalize_identifier("phone", value))
         except ValueError:
-            norm = None
-        raw.append(value)
-        e164.append(norm)
-    return pa.table({"raw_phone": pa.array(raw, pa.string()), "e164": pa.array(e164, pa.string())})
+            normalised.append(None)
+    return pc.take(pa.array(normalised, pa.string()), pc.index_in(values, value_set=distinct))
 
 
 def check(con: Any, raw_batch: pa.Table) -> tuple[pa.Table, list[int]]:
-    """Run the fast path over ``raw_batch`` (RAW_SCHEMA) on ``con`` (any DuckDB connection: it
-    only uses temporary tables). Returns the accepted records as landed_events rows and the idx
-    of the records the slow path must judge."""
+    """Run the fast path over ``raw_batch`` (RAW_SCHEMA) on ``con`` (any DuckDB connection; one
+    query, nothing stored). Returns the accepted records as landed_events rows and the idx of the
+    records the slow path must judge, in order."""
     con.execute("set TimeZone = 'UTC'")
+    if not con.execute("select 1 from duckdb_functions() where function_name = 'omnivue_e164'").fetchall():
+        con.create_function("omnivue_e164", _e164, ["VARCHAR"], "VARCHAR", type="arrow",
+                            null_handling="special", side_effects=False)
+    con.register("raw_batch", raw_batch)
     try:
-        con.register("raw_batch", raw_batch)
-        con.execute(f"create or replace temp table fast_docs as {DOCS_SQL}")
-        con.execute(f"create or replace temp table fast_fields as {FIELDS_SQL}")
-        con.register("phone_map", phone_map(con))
-        con.execute(f"create or replace temp table fast_checked as {FAST_SQL}")
-        slow = [i for (i,) in con.execute("select idx from fast_checked where not ok order by idx").fetchall()]
-        return con.sql(ACCEPTED_SQL).to_arrow_table(), slow
+        checked = con.sql(FAST_SQL).to_arrow_table()
     finally:
-        _cleanup(con)
+        con.unregister("raw_batch")
+    ok = checked.column("ok")
+    slow = sorted(pc.filter(checked.column("idx"), pc.invert(ok)).to_pylist())
+    accepted = checked.filter(ok)
+    # the columns that pass through unchanged come from the batch itself (DuckDB need not copy them)
+    passed = raw_batch.select(_PASSED_THROUGH).take(accepted.column("idx"))
+    return pa.Table.from_arrays([*passed.columns, *accepted.drop_columns(["idx", "ok"]).columns],
+                                names=[*_PASSED_THROUGH, *accepted.column_names[2:]]), slow
 
 
 def insert_accepted(con: Any, accepted: pa.Table, received_at: Any) -> None:
@@ -206,16 +212,3 @@ def insert_accepted(con: Any, accepted: pa.Table, received_at: Any) -> None:
         con.execute(INSERT_ACCEPTED, {"received_at": received_at})
     finally:
         con.unregister("accepted_batch")
-
-
-def _cleanup(con: Any) -> None:
-    try:
-        for table in ("fast_checked", "fast_fields", "fast_docs"):
-            con.execute(f"drop table if exists {table}")
-    except Exception:  # an aborted transaction: the caller's error is the one that matters
-        pass
-    for name in ("raw_batch", "phone_map"):
-        try:
-            con.unregister(name)
-        except Exception:  # not registered: nothing to undo
-            pass
