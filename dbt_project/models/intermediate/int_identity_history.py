@@ -90,24 +90,26 @@ def model(dbt, session):
             union select node_key_b from __hist_edges where last_received_at > {watermark}
             union select node_key from __hist_nodes where last_received_at > {watermark}
         """)
-        # the earlier persons of the touched identifiers, and all their identifiers
+        # the previous state: the latest row of every identifier, in one pass over the log (the
+        # lookups below are joins with it; arg_max_null: an 'unattributed' latest row names nobody)
         session.execute(f"""
-            create or replace temp table __hist_touched_persons as
-            select distinct person_id from (
-                select person_id from {this} where node_key in (select node_key from __hist_touched)
-                qualify row_number() over (partition by node_key order by identity_run desc) = 1
-            ) where person_id is not null
+            create or replace temp table __hist_latest as
+            select node_key, arg_max_null(person_id, identity_run) as person_id
+            from {this}
+            group by node_key
         """)
-        session.execute(f"""
+        # the earlier persons of the touched identifiers, and all their identifiers
+        session.execute("""
+            create or replace temp table __hist_touched_persons as
+            select distinct person_id from __hist_latest
+            where node_key in (select node_key from __hist_touched) and person_id is not null
+        """)
+        session.execute("""
             create or replace temp table __hist_scope_nodes as
             select node_key from __hist_touched
             union
-            select node_key from (
-                select node_key, person_id from {this}
-                where node_key in (select node_key from {this}
-                                   where person_id in (select person_id from __hist_touched_persons))
-                qualify row_number() over (partition by node_key order by identity_run desc) = 1
-            ) where person_id in (select person_id from __hist_touched_persons)
+            select node_key from __hist_latest
+            where person_id in (select person_id from __hist_touched_persons)
         """)
         session.execute("""
             create or replace temp table __hist_scope_components as
@@ -147,24 +149,19 @@ def model(dbt, session):
 
     # 2. the previous state of those identifiers: their latest rows
     if incremental:
-        session.execute(f"""
+        session.execute("""
             create or replace temp table __hist_prev as
-            select node_key, person_id from {this}
+            select node_key, person_id from __hist_latest
             where node_key in (select node_key from __hist_cur union select node_key from __hist_scope_nodes)
-            qualify row_number() over (partition by node_key order by identity_run desc) = 1
         """)
         (last_run,) = session.execute(f"select coalesce(max(identity_run), 0) from {this}").fetchone()
-        # ids still held by identifiers outside the scope are not available
-        session.execute(f"""
+        # ids still held by identifiers outside the scope are not available (only the earlier
+        # persons of the scope matter: __hist_held_elsewhere is compared with them alone)
+        session.execute("""
             create or replace temp table __hist_held_elsewhere as
-            select distinct person_id from (
-                select node_key, person_id from {this}
-                where node_key in (
-                    select node_key from {this}
-                    where person_id in (select person_id from __hist_prev where person_id is not null)
-                ) and node_key not in (select node_key from __hist_prev)
-                qualify row_number() over (partition by node_key order by identity_run desc) = 1
-            ) where person_id is not null
+            select distinct person_id from __hist_latest
+            where person_id in (select person_id from __hist_prev where person_id is not null)
+                and node_key not in (select node_key from __hist_prev)
         """)
     else:
         session.execute("create or replace temp table __hist_prev (node_key varchar, person_id varchar)")
