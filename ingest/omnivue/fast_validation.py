@@ -1,21 +1,22 @@
 """The fast path of ingest: the event contract compiled to DuckDB SQL.
 
 Validating in Python costs ~15 µs a record; a bare consume loop spends
-~5 µs a record in kafka-python. To keep ingest close to the consume rate,
-each batch is first checked by vectorised SQL in DuckDB (C++: one JSON parse
-per record, then the rules) that implements the contracts of
-contracts/events/ and the identifier normalisation of identifiers.py for the
-common, plain cases.
+~4 µs a record in kafka-python. To keep ingest close to the consume rate,
+each batch is first checked by ONE vectorised DuckDB query (C++: the JSON
+validated, then parsed once for its fields and once for its keys, then the rules; no
+intermediate table) that implements the contracts of contracts/events/ and
+the identifier normalisation of identifiers.py for the common, plain cases.
 
 The fast path is deliberately conservative: it only ACCEPTS a record when
 every rule holds in its simplest form (ASCII identifiers, canonical
-timestamps, no duplicate keys, no quote, backslash or control character
-inside a string, no JSON leniency). Anything else — a real contract
-violation or merely an unusual spelling — goes to the Python validator
-(validation.py), which has the final word and writes the exact reason. So
-the fast path may send a valid record down the slow path, but it never lands
-a record that Python would reject; tests/test_fast_validation.py checks that
-on valid, malformed and mutated records.
+timestamps, no duplicate keys, no JSON leniency, and no quote, backslash or
+control character in a free-text field or an identifier without a pattern
+that excludes them). Anything else — a real contract violation or merely an
+unusual spelling — goes to the Python validator (validation.py), which has
+the final word and writes the exact reason. So the fast path may send a
+valid record down the slow path, but it never lands a record that Python
+would reject; tests/test_fast_validation.py checks that on valid, malformed
+and mutated records.
 """
 
 from __future__ import annotations
