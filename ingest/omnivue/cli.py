@@ -13,6 +13,7 @@ from typing import Any, Callable, Sequence
 from . import __version__
 from .cli_types import non_negative_float as _non_negative_float
 from .cli_types import positive_int as _positive
+from .config import DEFAULT_BATCH_SIZE
 
 log = logging.getLogger("omnivue")
 
@@ -222,7 +223,8 @@ def build_parser() -> argparse.ArgumentParser:
     i.add_argument("--until-caught-up", action="store_true", help="stop when the group has no lag "
                    "(default: keep following)")
     i.add_argument("--group", help="consumer group (default OMNIVUE_CONSUMER_GROUP or omnivue-ingest)")
-    i.add_argument("--batch-size", type=_positive, default=20_000, help="records per landing transaction")
+    i.add_argument("--batch-size", type=_positive, default=DEFAULT_BATCH_SIZE,
+                   help=f"records per landing transaction (default {DEFAULT_BATCH_SIZE})")
     i.add_argument("--max-seconds", type=_non_negative_float, default=None, help="stop after this long "
                    "(with --until-caught-up: fail if not caught up by then)")
     i.add_argument("--json", action="store_true", help="print the summary as JSON")

@@ -13,6 +13,8 @@ from pathlib import Path
 
 DEFAULT_BOOTSTRAP = "127.0.0.1:9092"
 DEFAULT_HOME = ".omnivue"
+#: Records per ingest batch (one validation query, one landing transaction): docs/benchmarks.md
+DEFAULT_BATCH_SIZE = 40_000
 
 #: The repository root (dags/, dbt_project/, contracts/ live there).
 PROJECT_DIR = Path(os.environ.get("OMNIVUE_PROJECT_DIR", Path(__file__).resolve().parents[2]))

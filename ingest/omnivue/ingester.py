@@ -52,7 +52,7 @@ from kafka.structs import OffsetAndMetadata
 
 from . import fast_validation
 from .compliance.suppression import suppress_batch
-from .config import Settings
+from .config import DEFAULT_BATCH_SIZE, Settings
 from .envelope import INPUT_TOPICS
 from .kafka_io import BrokerUnavailable, bootstrap_reachable, make_consumer
 from .progress import Progress
@@ -233,7 +233,7 @@ def insert_batch(con: Any, landed: pa.Table, dead: pa.Table, received_at: dateti
 class Ingester:
     """Consume the input topics into the warehouse, exactly once."""
 
-    def __init__(self, settings: Settings, group_id: str | None = None, batch_size: int = 20_000,
+    def __init__(self, settings: Settings, group_id: str | None = None, batch_size: int = DEFAULT_BATCH_SIZE,
                  batch_ms: int = 1000, topics: Iterable[str] = INPUT_TOPICS, fast_path: bool | None = None) -> None:
         self.settings = settings
         self.group_id = group_id or settings.consumer_group
@@ -794,9 +794,10 @@ class _Lander(_Stage):
     IDLE_RELEASE_S = 0.5
     HOLD_S = 5.0
     CHECKPOINT_ROWS = 250_000  # about two of DuckDB's row groups (122,880 rows)
-    # Validated batches that may wait (~25 MB each at 20k records): a checkpoint stops the lander
-    # ~0.45 s, and with two the validators soon had to stop too (546k records: 4.65 -> 4.39 s).
-    WAITING = 8
+    # Validated batches that may wait (~50 MB each at 40k records): a checkpoint stops the lander
+    # ~0.45 s, and with 40k records waiting the validators soon had to stop too (546k records:
+    # 4.65 -> 4.39 s with 160k).
+    WAITING = 4
 
     def __init__(self, ingester: Ingester) -> None:
         super().__init__("omnivue-lander", None)
