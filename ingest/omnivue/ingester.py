@@ -46,6 +46,7 @@ from datetime import datetime, timedelta, timezone
 from typing import Any, Iterable, Iterator
 
 import duckdb
+import numpy as np
 import pyarrow as pa
 from kafka import ConsumerRebalanceListener, KafkaConsumer, TopicPartition
 from kafka.structs import OffsetAndMetadata
@@ -315,7 +316,7 @@ class Ingester:
         slow = Batch()
         if (self.fast_path if fast is None else fast) and records.num_rows:
             raw = pa.table({
-                "idx": pa.array(range(records.num_rows), pa.int64()),
+                "idx": pa.array(np.arange(records.num_rows, dtype=np.int64)),
                 "topic": records.column("topic"),
                 "partition": records.column("partition"),
                 "offset": records.column("offset"),
