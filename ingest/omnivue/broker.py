@@ -15,6 +15,7 @@ import signal
 import subprocess
 import time
 from dataclasses import dataclass
+from pathlib import Path
 
 from .config import Settings
 from .kafka_io import (PARTITIONS, BrokerUnavailable, ensure_topics, make_admin, port_open, split_host_port,
@@ -70,8 +71,8 @@ def _read_pid(settings: Settings) -> int | None:
 def _alive(pid: int) -> bool:
     """True when ``pid`` is a live (not zombie) tansu process."""
     try:
-        stat = open(f"/proc/{pid}/stat").read()
-        cmdline = open(f"/proc/{pid}/cmdline", "rb").read()
+        stat = Path(f"/proc/{pid}/stat").read_text()
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
     except OSError:
         return False
     state = stat.rsplit(")", 1)[-1].split()[0]
