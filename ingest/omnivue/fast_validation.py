@@ -207,7 +207,7 @@ def check(con: Any, raw_batch: pa.Table) -> tuple[pa.Table, list[int]]:
         checked = con.execute(FAST_SQL).to_arrow_table()
     finally:
         con.unregister("raw_batch")
-    ok = checked.column("ok")
+    ok = pc.fill_null(checked.column("ok"), False)  # never NULL; were it, the record must not vanish
     slow = sorted(pc.filter(checked.column("idx"), pc.invert(ok)).to_pylist())
     accepted = checked.filter(ok)
     # the columns that pass through unchanged come from the batch itself (DuckDB need not copy them)
