@@ -102,9 +102,13 @@ def main() -> int:
         del result
         gc.collect()
 
+        cpu = time.process_time()
         bare_s, bare_join_s = bare_consume(settings, list(INPUT_TOPICS), total)
+        bare_cpu = time.process_time() - cpu
         ingester = Ingester(settings, group_id="bench-ingest")
+        cpu = time.process_time()
         stats = ingester.run(until_caught_up=True, progress=False)
+        ingest_cpu = time.process_time() - cpu
         ingest_s = stats.seconds
         ingest_join_s = stats.first_record_seconds
         assert stats.landed + stats.dead == total, (stats.landed, stats.dead, total)
@@ -121,6 +125,9 @@ def main() -> int:
         ("consume baseline past the group join", f"{total / (bare_s - bare_join_s):,.0f} records/s", "1.00"),
         ("omnivue ingest past the group join", f"{total / (ingest_s - ingest_join_s):,.0f} records/s",
          f"{(bare_s - bare_join_s) / (ingest_s - ingest_join_s):.2f}"),
+        # CPU of this process (every thread; the broker's not included), join included
+        ("CPU per record: bare poll loop", f"{bare_cpu / total * 1e6:.1f} µs", "1.00"),
+        ("CPU per record: omnivue ingest", f"{ingest_cpu / total * 1e6:.1f} µs", f"{ingest_cpu / bare_cpu:.2f}"),
     ]
     header = (f"{machine()}, local Tansu broker; {args.people} people, {n} records "
               f"({total} consumed). The first consume figures include the consumer-group join "
