@@ -28,7 +28,7 @@ def _mutations(rng: random.Random, ev: dict) -> list[tuple[str, bytes]]:
 
     m = json.loads(json.dumps(ev))
     ids = m["identities"]
-    choice = rng.randrange(28)
+    choice = rng.randrange(31)
     if choice == 0:
         m["occurred_at"] = m["occurred_at"].replace("T", "t")
     elif choice == 1:
@@ -94,10 +94,30 @@ def _mutations(rng: random.Random, ev: dict) -> list[tuple[str, bytes]]:
         ids[rng.choice(["twitter", "Email", "idfa"])] = "someone"
     elif choice == 26:  # as many keys as the envelope, one of them renamed
         m["Source"] = m.pop("source")
+    elif choice == 27:  # fields the fast path reads as VARCHAR, given as other JSON values
+        key = rng.choice(["email", "social_handle", "event_id", "event_type", "channel", "occurred_at"])
+        value = rng.choice([{"a@b.co": "x:y"}, ["a@b.co"], 12345, True, {"x": 1}, ["x:y"]])
+        if key in ("email", "social_handle"):
+            ids[key] = value
+        else:
+            m[key] = value
+    elif choice == 28:  # escapes that decode to plain characters, in fields read as VARCHAR
+        text = _escape_first(_escape_first(json.dumps(m), "event_id"), "channel")
+        add(raw=text.replace("@", "\\u0040", 1))
+        return out
+    elif choice == 29:  # a NUL or a newline escaped inside a field read as VARCHAR
+        m["event_type"] = m["event_type"] + rng.choice(["\u0000", "\n", " "])
     else:
         ids["anonymous_id"] = "anon-" + "x" * rng.randrange(1, 300)
     add(m)
     return out
+
+
+def _escape_first(text: str, key: str) -> str:
+    """``text`` with the first character of the string value of ``key`` written as a \\u escape."""
+    head = f'"{key}": "'
+    at = text.index(head) + len(head)
+    return text[:at] + f"\\u{ord(text[at]):04x}" + text[at + 1:]
 
 
 def _python_row(topic: str, value: bytes) -> dict | None:
