@@ -13,7 +13,8 @@ and hand-made events are landed through ingest's own validation code
   interaction to the customer, in every mart, incrementally;
 - person ids stay stable, the history logs every change with its cause;
 - an incremental build after new events equals a full refresh, mart by mart;
-  marketing_audience stays exact when the evaluation instant moves.
+  marketing_audience stays exact when the evaluation instant moves; ereputation_daily
+  is written only when an input changed; the Python models leave no batch tables behind.
 """
 
 from __future__ import annotations
@@ -255,6 +256,52 @@ def test_marketing_audience_follows_the_evaluation_instant_incrementally(built, 
         run_dbt(wh, tmp_path, "run", "--select", "marketing_audience", "--full-refresh", as_of=as_of)
         assert incremental == sorted(map(repr, query(wh, "select * from marketing_audience"))), as_of
     assert moved >= 2  # the instants chosen do change the audience
+
+
+def test_ereputation_daily_is_rewritten_only_when_an_input_changed(built, tmp_path):
+    """ereputation_daily (strategy replace_all) writes nothing in a run with nothing new, and is
+    rebuilt, equal to a full refresh, when an input lost a row without any watermark moving
+    (what an erasure does)."""
+    import duckdb
+
+    wh = tmp_path / "warehouse.duckdb"
+    shutil.copy(built["wh"], wh)
+    stored = "select rowid, * from ereputation_daily order by rowid"
+    before = query(wh, stored)
+    assert before
+    run_dbt(wh, tmp_path, "run", as_of=AS_OF)  # nothing new
+    assert query(wh, stored) == before, "a run with nothing new rewrote ereputation_daily"
+    # drop the score of the earliest scored post: no mark moves (the newest score stays)
+    (event_id,) = query(wh, """
+        select s.event_id from social_sentiment as s inner join fct_interactions as f using (event_id)
+        where f.event_type in ('social.mention', 'social.comment') and not f.is_brand_sent
+        order by s.scored_at, s.event_id limit 1""")[0]
+    con = duckdb.connect(str(wh))
+    con.execute("delete from social_sentiment where event_id = ?", [event_id])
+    con.close()
+    run_dbt(wh, tmp_path, "run", "--select", "ereputation_daily", as_of=AS_OF)
+    incremental = sorted(map(repr, query(wh, "select * from ereputation_daily")))
+    assert incremental != sorted(map(repr, (row[1:] for row in before))), "the deleted score is still counted"
+    run_dbt(wh, tmp_path, "run", "--select", "ereputation_daily", "--full-refresh", as_of=AS_OF)
+    assert incremental == sorted(map(repr, query(wh, "select * from ereputation_daily")))
+
+
+def test_python_models_leave_no_batch_tables_behind(built, tmp_path):
+    """The batches of the incremental Python models are temporary tables
+    (macros/python/py_write_table.sql): no <model>__dbt_tmp<timestamp> table stays in the
+    warehouse after an incremental run, and one left by an earlier version is dropped when the
+    next run starts."""
+    import duckdb
+
+    leftovers = "select table_name from duckdb_tables() where contains(table_name, '__dbt_tmp')"
+    assert query(built["wh"], leftovers) == []
+    wh = tmp_path / "warehouse.duckdb"
+    shutil.copy(built["wh"], wh)
+    con = duckdb.connect(str(wh))
+    con.execute("create table int_identity_history__dbt_tmp20260101000000000000 as select 'x' as node_key")
+    con.close()
+    run_dbt(wh, tmp_path, "run", "--select", "int_identity_rules", as_of=AS_OF)
+    assert query(wh, leftovers) == []
 
 
 def test_the_dbt_tests_pass_after_the_incremental_build(built):

@@ -20,6 +20,8 @@
     evaluated_at: the evaluation instant (var as_of) of the model's last build (marketing_audience).
     logged_run: the last build of int_events whose new events (int_event_log) the model has counted
     (int_person_channel_activity).
+    inputs_fingerprint: what the model's inputs looked like when it was last built
+    (inputs_fingerprint(), ereputation_daily).
 -#}
 {% macro create_incremental_state_table() -%}
     create table if not exists {{ incremental_state_relation() }} (
@@ -32,7 +34,8 @@
         logged_run bigint
     );
     alter table {{ incremental_state_relation() }} add column if not exists evaluated_at timestamp with time zone;
-    alter table {{ incremental_state_relation() }} add column if not exists logged_run bigint
+    alter table {{ incremental_state_relation() }} add column if not exists logged_run bigint;
+    alter table {{ incremental_state_relation() }} add column if not exists inputs_fingerprint varchar
 {%- endmacro %}
 
 {#-
@@ -90,6 +93,48 @@
     {{- _state_value('logged_run') or 'null' -}}
 {%- endmacro %}
 
+{#- The model's stored inputs_fingerprint (none: no state row, or none stored). -#}
+{% macro stored_inputs_fingerprint() -%}
+    {%- if not execute -%}
+        {{ return(none) }}
+    {%- endif -%}
+    {%- set result = run_query("select inputs_fingerprint from " ~ incremental_state_relation()
+                               ~ " where model = " ~ dbt.string_literal(this.identifier)) -%}
+    {%- if result.rows | length == 0 -%}
+        {{ return(none) }}
+    {%- endif -%}
+    {{ return(result.rows[0][0]) }}
+{%- endmacro %}
+
+{#-
+    A fingerprint of a model's inputs, for a model that is rebuilt whole but only when one of
+    them changed (ereputation_daily): the state rows of the incremental models it reads (what
+    they have applied: landing, identity run, sentiment and event-log marks; a new event, score
+    or identity change moves one of them), the row counts of its inputs (an erasure deletes
+    rows without moving a mark), the maxima of the given columns of inputs without a state row
+    (staging, a source), and the model's own code. none outside execution.
+-#}
+{% macro inputs_fingerprint(state_of, counted, maxima) -%}
+    {%- if not execute -%}
+        {{ return(none) }}
+    {%- endif -%}
+    {%- set sql -%}
+        select
+            (select {{ dbt.listagg("concat_ws(',', model, received_at, identity_run, scored_at, logged_run, evaluated_at)",
+                                   "';'", "order by model") }}
+             from {{ incremental_state_relation() }}
+             where model in ({{ sql_literal_list(state_of | map(attribute='identifier') | list) }}))
+            {%- for relation in counted %},
+            (select count(*) from {{ relation }})
+            {%- endfor %}
+            {%- for relation, column in maxima %},
+            (select max({{ column }}) from {{ relation }})
+            {%- endfor %}
+    {%- endset -%}
+    {%- set values = run_query(sql).rows[0] | list -%}
+    {{ return(local_md5((values | join('|')) ~ '|' ~ model.raw_code)) }}
+{%- endmacro %}
+
 {#- The last sentiment score (scored_at) the model has read, less the lookback. -#}
 {% macro scored_watermark() -%}
     {%- set mark = _state_value('scored_at') -%}
@@ -117,23 +162,30 @@
 {#-
     Post-hook SQL: record what this build has read. received_from: the
     relation(s) whose last_received_at bounds what the model read (its
-    upstream events); identity_run: from int_identity_history (identity=false
-    for the models upstream of it); scored_at from the sentiment source;
-    evaluated_at: the evaluation instant the model used (SQL), if any;
-    event_log=true: logged_run from int_event_log.
+    upstream events; none: no landing mark); identity_run: from
+    int_identity_history (identity=false for the models upstream of it);
+    scored_at from the sentiment source; evaluated_at: the evaluation instant
+    the model used (SQL), if any; event_log=true: logged_run from
+    int_event_log; fingerprint: an inputs_fingerprint() to store.
 -#}
-{% macro save_incremental_state(received_from, sentiment=false, identity=true, evaluated_at=none, event_log=false) -%}
-    {%- set sources = [received_from] if received_from is string else received_from -%}
+{% macro save_incremental_state(received_from, sentiment=false, identity=true, evaluated_at=none, event_log=false,
+                                fingerprint=none) -%}
+    {%- set sources = [received_from] if received_from is string else (received_from or []) -%}
     delete from {{ incremental_state_relation() }} where model = {{ dbt.string_literal(this.identifier) }};
-    insert into {{ incremental_state_relation() }} (model, received_at, identity_run, scored_at, updated_at, evaluated_at, logged_run)
+    insert into {{ incremental_state_relation() }} (model, received_at, identity_run, scored_at, updated_at, evaluated_at, logged_run,
+                                                    inputs_fingerprint)
     select
         {{ dbt.string_literal(this.identifier) }},
+        {%- if sources %}
         (select max(last_received_at) from (
             {%- for relation in sources %}
             select max(last_received_at) as last_received_at from {{ ref(relation) }}
             {%- if not loop.last %} union all{% endif %}
             {%- endfor %}
         ) as upstream),
+        {%- else %}
+        null,
+        {%- endif %}
         {%- if identity %}
         (select coalesce(max(identity_run), 0) from {{ ref('int_identity_history') }}),
         {%- else %}
@@ -147,8 +199,19 @@
         {{ dbt.current_timestamp() }},
         {{ evaluated_at if evaluated_at else 'null' }},
         {%- if event_log %}
-        (select max(logged_run) from {{ ref('int_event_log') }})
+        (select max(logged_run) from {{ ref('int_event_log') }}),
         {%- else %}
-        null
+        null,
         {%- endif %}
+        {{ dbt.string_literal(fingerprint) if fingerprint else 'null' }}
+{%- endmacro %}
+
+{#- The inputs of ereputation_daily, as inputs_fingerprint() sees them. -#}
+{% macro ereputation_inputs_fingerprint() -%}
+    {{ return(inputs_fingerprint(
+        state_of=[ref('fct_interactions'), ref('int_person_profile'), ref('identity_map')],
+        counted=[ref('fct_interactions'), ref('int_person_profile'), ref('identity_map'),
+                 ref('stg_landing__social_events'), source('sentiment', 'social_sentiment')],
+        maxima=[(ref('stg_landing__social_events'), 'last_received_at'),
+                (source('sentiment', 'social_sentiment'), 'scored_at')])) }}
 {%- endmacro %}

@@ -35,8 +35,6 @@ import hashlib
 import os
 from datetime import datetime, timezone
 
-import pyarrow as pa
-
 DEFAULT_KEY = "omnivue-local-dev-key"
 
 
@@ -133,9 +131,11 @@ def model(dbt, session):
         """).fetchall()
         cut = set(session.sql("select node_key_a, node_key_b from __hist_rejected").fetchall())
         split = split_components(members, inner, cut)
-    split_table = pa.table({"node_key": [n for n, _ in split], "comp_key": [c for _, c in split]},
-                           schema=pa.schema([("node_key", pa.string()), ("comp_key", pa.string())]))
-    session.register("__hist_split_arrow", split_table)
+    # lists as parameters, not an Arrow table: no pyarrow import in the run (macros/python/py_write_table.sql)
+    session.execute("""
+        create or replace temp table __hist_split as
+        select unnest(cast(? as varchar[])) as node_key, unnest(cast(? as varchar[])) as comp_key
+    """, [[n for n, _ in split], [c for _, c in split]])
     session.execute("""
         create or replace temp table __hist_cur as
         select raw.node_key,
@@ -143,9 +143,8 @@ def model(dbt, session):
                nodes.first_seen_at
         from __hist_raw_scoped as raw
         inner join __hist_nodes as nodes using (node_key)
-        left join __hist_split_arrow as split using (node_key)
+        left join __hist_split as split using (node_key)
     """)
-    session.unregister("__hist_split_arrow")
 
     # 2. the previous state of those identifiers: their latest rows
     if incremental:
@@ -232,13 +231,13 @@ def model(dbt, session):
             candidates[comp_key] = [
                 "p_" + hashlib.md5(f"{key}|{anchor}#{n}".encode()).hexdigest()[:16] for n in range(1, 65)]
         flat = sorted({c for cs in candidates.values() for c in cs})
-        session.register("__hist_candidates", pa.table({"person_id": flat}))
+        session.execute("create or replace temp table __hist_candidates as select unnest(cast(? as varchar[])) as person_id",
+                        [flat])
         taken = {p for (p,) in session.execute(f"""
             select person_id from __hist_candidates
             where person_id in ({used}) or person_id in (select person_id from __hist_assigned)
                or person_id in (select person_id from __hist_fresh_ids)
         """).fetchall()}
-        session.unregister("__hist_candidates")
         fixes = []
         for comp_key, anchor in clashes:
             candidate = next(c for c in candidates[comp_key] if c not in taken)

@@ -15,26 +15,6 @@ result (a component within the limits never rejects an edge).
 The same rule, in plain Python over events, is omnivue.reference.resolve_identities.
 """
 
-import pyarrow as pa
-
-SCHEMA = pa.schema([
-    ("component_node_key", pa.string()),
-    ("node_key_a", pa.string()),
-    ("node_key_b", pa.string()),
-    ("identifier_type_a", pa.string()),
-    ("identifier_type_b", pa.string()),
-    ("over_limit_type", pa.string()),
-    ("max_per_person", pa.int64()),
-    ("reason", pa.string()),
-    ("first_linked_at", pa.timestamp("us", tz="UTC")),
-    ("first_event_id", pa.string()),
-    ("latest_event_id", pa.string()),
-    ("latest_event_at", pa.timestamp("us", tz="UTC")),
-    ("n_events", pa.int64()),
-    ("application_order", pa.int64()),
-])
-
-
 def guard_component(edges, node_types, limits, priority):
     """Apply the edges of one component in order; return the rejected ones
     as (edge, over_limit_type). ``edges``: dicts with node_key_a/b, sorted."""
@@ -77,51 +57,78 @@ def model(dbt, session):
     raw.create_view("__rej_raw", replace=True)
     edges.create_view("__rej_edges", replace=True)
     nodes.create_view("__rej_nodes", replace=True)
+    rules.create_view("__rej_rules", replace=True)
 
     limits, priority = {}, {}
-    for identifier_type, identifier_priority, max_per_person in rules.fetchall():
+    for identifier_type, identifier_priority, max_per_person in session.execute(
+            "select identifier_type, identifier_priority, max_per_person from __rej_rules").fetchall():
         limits[identifier_type] = max_per_person
         priority[identifier_type] = identifier_priority
 
-    members = session.sql("""
+    members = session.execute("""
         select raw.component_node_key, raw.node_key, nodes.identifier_type
         from __rej_raw as raw inner join __rej_nodes as nodes using (node_key)
         where raw.violates_limits
     """).fetchall()
-    if not members:
-        return pa.Table.from_pylist([], schema=SCHEMA)
     node_types = {}
     for component, node_key, identifier_type in members:
         node_types.setdefault(component, {})[node_key] = identifier_type
 
-    rows = session.sql("""
+    # the edges inside those components, numbered in application order
+    session.execute("""
+        create or replace temp table __rej_ordered as
         select
             a.component_node_key, edges.node_key_a, edges.node_key_b, edges.identifier_type_a, edges.identifier_type_b,
-            edges.first_linked_at, edges.first_event_id, edges.latest_event_id, edges.latest_event_at, edges.n_events
+            edges.first_linked_at, edges.first_event_id, edges.latest_event_id, edges.latest_event_at, edges.n_events,
+            row_number() over (order by
+                a.component_node_key, edges.first_linked_at, edges.first_event_id,
+                least(edges.identifier_priority_a, edges.identifier_priority_b),
+                greatest(edges.identifier_priority_a, edges.identifier_priority_b),
+                edges.node_key_a, edges.node_key_b) - 1 as application_order
         from __rej_edges as edges
         inner join __rej_raw as a on a.node_key = edges.node_key_a
         inner join __rej_raw as b on b.node_key = edges.node_key_b
         where a.violates_limits and a.component_node_key = b.component_node_key
-        order by
-            a.component_node_key, edges.first_linked_at, edges.first_event_id,
-            least(edges.identifier_priority_a, edges.identifier_priority_b),
-            greatest(edges.identifier_priority_a, edges.identifier_priority_b),
-            edges.node_key_a, edges.node_key_b
-    """).fetch_arrow_table().to_pylist()
+    """)
     by_component = {}
-    for order, row in enumerate(rows):
-        row["application_order"] = order
-        by_component.setdefault(row["component_node_key"], []).append(row)
+    for component, node_key_a, node_key_b, order in session.execute(
+            "select component_node_key, node_key_a, node_key_b, application_order from __rej_ordered "
+            "order by application_order").fetchall():
+        by_component.setdefault(component, []).append(
+            {"node_key_a": node_key_a, "node_key_b": node_key_b, "application_order": order})
 
-    out = []
+    rejected_orders, over_types = [], []
     for component in sorted(by_component):
         for edge, over_type in guard_component(by_component[component], node_types[component], limits, priority):
-            out.append({
-                **{k: edge[k] for k in ("component_node_key", "node_key_a", "node_key_b", "identifier_type_a",
-                                        "identifier_type_b", "first_linked_at", "first_event_id",
-                                        "latest_event_id", "latest_event_at", "n_events", "application_order")},
-                "over_limit_type": over_type,
-                "max_per_person": limits[over_type],
-                "reason": f"would give one person more than {limits[over_type]} {over_type}",
-            })
-    return pa.Table.from_pylist(out, schema=SCHEMA)
+            rejected_orders.append(edge["application_order"])
+            over_types.append(over_type)
+    # the verdicts as list parameters, not an Arrow table: no pyarrow import in the run
+    # (macros/python/py_write_table.sql); the rest of each row comes from __rej_ordered
+    session.execute("""
+        create or replace temp table __rej_verdicts as
+        select unnest(cast(? as bigint[])) as application_order, unnest(cast(? as varchar[])) as over_limit_type
+    """, [rejected_orders, over_types])
+    session.execute("""
+        create or replace temp table __rej_out as
+        select
+            ordered.component_node_key,
+            ordered.node_key_a,
+            ordered.node_key_b,
+            ordered.identifier_type_a,
+            ordered.identifier_type_b,
+            verdicts.over_limit_type,
+            cast(rules.max_per_person as bigint) as max_per_person,
+            'would give one person more than ' || cast(rules.max_per_person as varchar) || ' '
+                || verdicts.over_limit_type as reason,
+            ordered.first_linked_at,
+            ordered.first_event_id,
+            ordered.latest_event_id,
+            ordered.latest_event_at,
+            cast(ordered.n_events as bigint) as n_events,
+            cast(ordered.application_order as bigint) as application_order
+        from __rej_ordered as ordered
+        inner join __rej_verdicts as verdicts using (application_order)
+        inner join __rej_rules as rules on rules.identifier_type = verdicts.over_limit_type
+        order by ordered.component_node_key, ordered.application_order
+    """)
+    return session.table("__rej_out")

@@ -5,8 +5,26 @@
 -- negative posts, and who wrote them: known customers, prospects, or
 -- unknown people (no customer_id and no email among their identifiers,
 -- e.g. social-only handles).
+-- Rebuilt whole, but only when one of its inputs changed (incremental,
+-- strategy replace_all): a post's audience changes with its person's
+-- identity or first purchase, so a new event can move any row, but a run
+-- with nothing new (no new event, score or identity change, no deleted row:
+-- inputs_fingerprint()) writes nothing. The same as a full refresh either way.
+
+{{ config(
+    materialized='incremental',
+    incremental_strategy='replace_all',
+    on_schema_change='ignore',
+    post_hook="{{ save_incremental_state(none, identity=false, fingerprint=ereputation_inputs_fingerprint()) }}"
+) }}
 
 {%- set top_n = 3 %}
+{%- set fingerprint = ereputation_inputs_fingerprint() if is_incremental() else none %}
+{%- set unchanged = fingerprint is not none and fingerprint == stored_inputs_fingerprint() %}
+{%- set columns = ['mention_date', 'platform', 'lang', 'mentions', 'negative_mentions', 'neutral_mentions',
+                   'positive_mentions', 'share_negative', 'share_positive', 'net_sentiment', 'avg_score', 'min_score',
+                   'top_negative_event_ids', 'top_negative_posts', 'people', 'mentions_by_customers',
+                   'mentions_by_prospects', 'mentions_by_unknown'] %}
 
 with
 
@@ -89,14 +107,11 @@ posts as (
         coalesce(sentiment.lang, interactions.lang, 'unknown') as lang,
         sentiment.score,
         sentiment.label,
-        social_texts.text,
         coalesce(audiences.audience, 'unknown') as audience
 
     from interactions
     inner join sentiment
         on interactions.event_id = sentiment.event_id
-    left join social_texts
-        on interactions.event_id = social_texts.event_id
     left join audiences
         on interactions.person_id = audiences.person_id
 
@@ -122,11 +137,14 @@ top_negative as (
         mention_date,
         platform,
         lang,
-        {{ dbt.listagg('event_id', "','", 'order by negative_rank') }} as top_negative_event_ids,
-        {{ dbt.listagg("coalesce(replace(text, ' | ', ' / '), '')", "' | '", 'order by negative_rank') }}
+        {{ dbt.listagg('ranked_negative.event_id', "','", 'order by negative_rank') }} as top_negative_event_ids,
+        {{ dbt.listagg("coalesce(replace(social_texts.text, ' | ', ' / '), '')", "' | '", 'order by negative_rank') }}
             as top_negative_posts
 
     from ranked_negative
+    -- the texts of the quoted posts only (staging has one row per event_id)
+    left join social_texts
+        on ranked_negative.event_id = social_texts.event_id
     where negative_rank <= {{ top_n }}
     group by mention_date, platform, lang
 
@@ -186,4 +204,16 @@ final as (
 
 )
 
-select * from final
+{% if is_incremental() -%}
+-- replace_all: every row and a tombstone when an input changed, nothing otherwise
+select {{ columns | join(', ') }}, false as _tombstone
+from final
+{%- if unchanged %}
+where false
+{%- else %}
+union all
+select {% for column in columns %}null as {{ column }}, {% endfor %}true as _tombstone
+{%- endif %}
+{%- else -%}
+select {{ columns | join(', ') }} from final
+{%- endif %}
