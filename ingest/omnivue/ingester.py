@@ -279,15 +279,25 @@ class Ingester:
         self._drain(release=True)
 
     # -- handing batches to the pipeline (on the polling thread) --------------------------
-    def _submit(self) -> None:
-        """Hand the pending records to the validator in batches of at most ``batch_size`` records
-        (blocks while two batches wait)."""
+    def _submit(self, flush: bool = True) -> None:
+        """Hand the pending records to the validator in batches of ``batch_size`` records (blocks
+        while the validator has enough waiting). Without ``flush`` only whole batches go and the
+        rest waits for the next poll: a poll that brings a batch and a little more would otherwise
+        make a batch of that little, and one validator would idle beside it. With ``flush``
+        everything goes, in batches of equal size."""
         if not self._pending:
             return
         polled = pa.concat_tables(self._pending)
-        self._pending, self._pending_rows = [], 0
-        for start in range(0, polled.num_rows, self.batch_size):  # a fetch may hold more than one batch
-            records = polled.slice(start, self.batch_size)
+        n = polled.num_rows
+        if flush:
+            pieces = -(-n // self.batch_size)
+            size, keep = -(-n // pieces), 0
+        else:
+            size, keep = self.batch_size, n % self.batch_size
+        self._pending = [polled.slice(n - keep)] if keep else []
+        self._pending_rows = keep
+        for start in range(0, n - keep, size):
+            records = polled.slice(start, min(size, n - keep - start))
             self._pipeline.submit(records, _count_topics(records))
             self._collect()
 
@@ -463,9 +473,9 @@ class Ingester:
                         unreachable_since = self._check_reachable(unreachable_since, now)
                         last_data = now
                     fetched_all = self._fetched_all()
-                    if self._pending and (self._pending_rows >= self.batch_size or not got or fetched_all
-                                          or now - last_submit > self.batch_ms / 1000):
-                        self._submit()
+                    flush = not got or fetched_all or now - last_submit > self.batch_ms / 1000
+                    if self._pending and (flush or self._pending_rows >= self.batch_size):
+                        self._submit(flush)
                         last_submit = time.monotonic()
                     else:
                         self._collect()
