@@ -10,6 +10,7 @@ import subprocess
 import sys
 import time
 from collections import Counter
+from dataclasses import replace
 from pathlib import Path
 
 import duckdb
@@ -51,6 +52,30 @@ def test_ingest_lands_valid_events_and_dead_letters_the_rest(broker):
     again = Ingester(settings).run(until_caught_up=True, max_seconds=60, progress=False)
     assert again.landed == 0 and again.dead == 0
     assert len(_landed(settings)[0]) == len(landed)
+
+
+def test_landed_events_keep_the_original_text_only_when_asked(broker, tmp_path):
+    """landed_events.raw is NULL by default; with keep_raw (OMNIVUE_INGEST_KEEP_RAW=1) it is each
+    record's text exactly as sent, on the fast path and on the Python one. Dead letters always
+    keep it."""
+    settings = load_settings()
+    assert not settings.keep_raw
+    result = Simulation(40, 5, seed=3).build()
+    publish(settings, result, progress=False)
+    sent = Counter(r.value.decode("utf-8") for r in result.records)
+    for fast in (True, False):
+        kept = replace(settings, home=tmp_path / f"kept-{fast}", keep_raw=True)
+        Ingester(kept, group_id=f"kept-{fast}", fast_path=fast).run(until_caught_up=True, max_seconds=120,
+                                                                     progress=False)
+        with duckdb.connect(str(kept.warehouse), read_only=True) as con:
+            texts = [r for (r,) in con.execute("select raw from landed_events union all "
+                                               "select raw from dead_letter").fetchall()]
+        assert Counter(texts) == sent, f"fast path {fast}"
+    stats = Ingester(settings).run(until_caught_up=True, max_seconds=120, progress=False)
+    with duckdb.connect(str(settings.warehouse), read_only=True) as con:
+        assert con.execute("select count(*), count(raw) from landed_events").fetchone() == (stats.landed, 0)
+    assert stats.landed > 0 and stats.dead > 0
+    assert Counter(raw for _, raw, _ in _landed(settings)[1]) == Counter(b["raw"] for b in result.truth["bad_records"])
 
 
 def test_ingest_survives_sigkill_at_random_instants(broker):

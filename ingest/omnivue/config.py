@@ -28,6 +28,7 @@ class Settings:
     bootstrap: str
     consumer_group: str
     pseudonym_key: str
+    keep_raw: bool = False  # landed_events.raw: the record's original text (OMNIVUE_INGEST_KEEP_RAW=1)
 
     # --- paths under OMNIVUE_HOME -------------------------------------------------
     @property
@@ -71,6 +72,7 @@ def load_settings() -> Settings:
         bootstrap=os.environ.get("OMNIVUE_KAFKA_BOOTSTRAP", DEFAULT_BOOTSTRAP),
         consumer_group=os.environ.get("OMNIVUE_CONSUMER_GROUP", "omnivue-ingest"),
         pseudonym_key=os.environ.get("OMNIVUE_PSEUDONYM_KEY", "omnivue-local-dev-key"),
+        keep_raw=os.environ.get("OMNIVUE_INGEST_KEEP_RAW", "0") not in ("", "0", "false", "no"),
     )
 
 

@@ -137,7 +137,7 @@ def replay(settings: Settings, reason_code: str | None = None, dry_run: bool = F
         if dry_run or not replayed:
             con.rollback()
             return result
-        insert_batch(con, landed, batch.tables()[1].slice(0, 0), now)
+        insert_batch(con, landed, batch.tables()[1].slice(0, 0), now, settings.keep_raw)
         topics, partitions, offsets, reasons = (list(column) for column in zip(*replayed))
         con.register("replayed_batch", pa.table({  # set-based: one statement each, not one per record
             "topic": pa.array(topics, pa.string()), "partition": pa.array(partitions, pa.int32()),

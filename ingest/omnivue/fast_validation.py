@@ -165,12 +165,15 @@ from checked
 """.replace(
     "_ID_COUNT_", " + ".join(f"(id_{k} is not null)::int" for k in _ID_TYPES))
 
-_PASSED_THROUGH = ["topic", "partition", "offset", "record_key", "raw"]
+_PASSED_THROUGH = ["topic", "partition", "offset", "record_key"]
 _LANDED_COLUMNS = ('topic, "partition", "offset", record_key, kafka_timestamp, event_id, event_type, channel, '
                    "occurred_at, source, schema_version, customer_id, email, phone, device_id, anonymous_id, "
-                   "social_handle, properties, raw")
-INSERT_ACCEPTED = (f"insert into landed_events ({_LANDED_COLUMNS}, received_at) "
-                   f"select {_LANDED_COLUMNS}, $received_at from accepted_batch")
+                   "social_handle, properties")
+# with the original text (check(keep_raw=True)) or without (landed_events.raw NULL)
+INSERT_ACCEPTED = {keep_raw: f"insert into landed_events ({_LANDED_COLUMNS}, raw, received_at) "
+                             f"select {_LANDED_COLUMNS}, {'raw' if keep_raw else 'null'}, $received_at "
+                             "from accepted_batch"
+                   for keep_raw in (True, False)}
 
 
 _WITH_UDF: "weakref.WeakSet[Any]" = weakref.WeakSet()  # connections that have omnivue_e164
@@ -191,10 +194,11 @@ def _e164(values: pa.Array) -> pa.Array:
     return pc.take(pa.array(normalised, pa.string()), pc.index_in(values, value_set=distinct))
 
 
-def check(con: Any, raw_batch: pa.Table) -> tuple[pa.Table, list[int]]:
+def check(con: Any, raw_batch: pa.Table, keep_raw: bool = True) -> tuple[pa.Table, list[int]]:
     """Run the fast path over ``raw_batch`` (RAW_SCHEMA) on ``con`` (any DuckDB connection; one
-    query, nothing stored). Returns the accepted records as landed_events rows and the idx of the
-    records the slow path must judge, in order."""
+    query, nothing stored). Returns the accepted records as landed_events rows (with their
+    original text, column raw, if ``keep_raw``) and the idx of the records the slow path must
+    judge, in order."""
     con.execute("set TimeZone = 'UTC'")
     if con not in _WITH_UDF:  # (looking it up in duckdb_functions() costs ~8 ms a batch)
         con.create_function("omnivue_e164", _e164, ["VARCHAR"], "VARCHAR", type="arrow",
@@ -211,15 +215,17 @@ def check(con: Any, raw_batch: pa.Table) -> tuple[pa.Table, list[int]]:
     slow = sorted(pc.filter(checked.column("idx"), pc.invert(ok)).to_pylist())
     accepted = checked.filter(ok)
     # the columns that pass through unchanged come from the batch itself (DuckDB need not copy them)
-    passed = raw_batch.select(_PASSED_THROUGH).take(accepted.column("idx"))
+    passed_through = _PASSED_THROUGH + (["raw"] if keep_raw else [])
+    passed = raw_batch.select(passed_through).take(accepted.column("idx"))
     return pa.Table.from_arrays([*passed.columns, *accepted.drop_columns(["idx", "ok"]).columns],
-                                names=[*_PASSED_THROUGH, *accepted.column_names[2:]]), slow
+                                names=[*passed_through, *accepted.column_names[2:]]), slow
 
 
 def insert_accepted(con: Any, accepted: pa.Table, received_at: Any) -> None:
-    """Append what :func:`check` accepted to landed_events (inside the caller's transaction)."""
+    """Append what :func:`check` accepted to landed_events (inside the caller's transaction); raw
+    is NULL when ``accepted`` has no such column."""
     con.register("accepted_batch", accepted)
     try:
-        con.execute(INSERT_ACCEPTED, {"received_at": received_at})
+        con.execute(INSERT_ACCEPTED["raw" in accepted.column_names], {"received_at": received_at})
     finally:
         con.unregister("accepted_batch")

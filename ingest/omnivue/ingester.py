@@ -78,13 +78,14 @@ DEAD_SCHEMA = pa.schema(
     [("reason", pa.string()), ("raw", pa.string()), ("topic", pa.string()), ("partition", pa.int32()),
      ("offset", pa.int64()), ("record_key", pa.string()), ("raw_bytes", pa.binary())]
 )
-_LANDED_INSERT = (
+_LANDED_INSERT = {keep_raw: (  # with the original text or without (raw NULL)
     'insert into landed_events (topic, "partition", "offset", record_key, kafka_timestamp, event_id, event_type, '
     "channel, occurred_at, source, schema_version, " + ", ".join(IDENTITY_COLUMNS) + ", properties, raw, received_at) "
     'select topic, "partition", "offset", record_key, '
     "case when kafka_timestamp_ms >= 0 then make_timestamp(kafka_timestamp_ms * 1000)::timestamptz end, "
     "event_id, event_type, channel, make_timestamp(occurred_at_us)::timestamptz, source, schema_version, "
-    + ", ".join(IDENTITY_COLUMNS) + ", properties, raw, $received_at from landed_batch")
+    + ", ".join(IDENTITY_COLUMNS) + f", properties, {'raw' if keep_raw else 'null'}, $received_at from landed_batch")
+    for keep_raw in (True, False)}
 _DEAD_INSERT = ('insert into dead_letter (reason, raw, topic, "partition", "offset", record_key, received_at, raw_bytes) '
                 'select reason, raw, topic, "partition", "offset", record_key, $received_at, raw_bytes from dead_batch')
 # The next offset of each partition of a batch, never moved back (a late batch of a race after a
@@ -218,13 +219,14 @@ class Batch:
                 pa.Table.from_pydict(self.dead, schema=DEAD_SCHEMA))
 
 
-def insert_batch(con: Any, landed: pa.Table, dead: pa.Table, received_at: datetime) -> None:
-    """Append Arrow batches to landed_events and dead_letter (inside the caller's transaction)."""
+def insert_batch(con: Any, landed: pa.Table, dead: pa.Table, received_at: datetime, keep_raw: bool) -> None:
+    """Append Arrow batches to landed_events (with the records' original text if ``keep_raw``,
+    Settings.keep_raw) and dead_letter (always with it), inside the caller's transaction."""
     con.execute("set TimeZone = 'UTC'")  # the integer times above are UTC
     con.register("landed_batch", landed)
     con.register("dead_batch", dead)
     try:
-        con.execute(_LANDED_INSERT, {"received_at": received_at})
+        con.execute(_LANDED_INSERT[keep_raw], {"received_at": received_at})
         con.execute(_DEAD_INSERT, {"received_at": received_at})
     finally:
         con.unregister("landed_batch")
@@ -334,7 +336,7 @@ class Ingester:
                 "kafka_timestamp_ms": records.column("timestamp"),
                 "raw": _utf8_column(records.column("value"), _utf8_or_none),
             }, schema=fast_validation.RAW_SCHEMA)
-            accepted, slow_idx = fast_validation.check(con, raw)
+            accepted, slow_idx = fast_validation.check(con, raw, keep_raw=self.settings.keep_raw)
             judged_in_python = records.take(pa.array(slow_idx, pa.int64())).to_pylist()
         else:
             accepted, judged_in_python = None, records.to_pylist()
@@ -346,11 +348,10 @@ class Ingester:
             by_topic.update(_count_topics(accepted))
         return _Checked(records, polled_by_topic or Counter(), accepted, slow_landed, dead, by_topic, reasons)
 
-    @staticmethod
-    def _insert(con: Any, checked: "_Checked", received_at: datetime) -> None:
+    def _insert(self, con: Any, checked: "_Checked", received_at: datetime) -> None:
         if checked.accepted is not None and checked.accepted.num_rows:
             fast_validation.insert_accepted(con, checked.accepted, received_at)
-        insert_batch(con, checked.slow_landed, checked.dead, received_at)
+        insert_batch(con, checked.slow_landed, checked.dead, received_at, self.settings.keep_raw)
 
     # -- one transaction per batch (on the lander thread) --------------------------------
     def _land_batch(self, con: Any, checked: "_Checked") -> "_Landed":

@@ -439,8 +439,11 @@ def land(warehouse: Path, records: list[Record], received_at: datetime | None = 
     import zlib
     from collections import Counter
 
+    from .config import load_settings
     from .ingester import Batch, insert_batch
     from .warehouse import ensure_landing, session
+
+    keep_raw = load_settings().keep_raw
 
     ensure_landing(warehouse)
     with session(warehouse) as con:
@@ -451,7 +454,7 @@ def land(warehouse: Path, records: list[Record], received_at: datetime | None = 
         def flush(batch: Batch, at: datetime) -> None:
             landed, dead = batch.tables()
             con.begin()
-            insert_batch(con, landed, dead, at)
+            insert_batch(con, landed, dead, at, keep_raw)
             con.commit()
 
         batch, batch_start, last_at = Batch(), None, None

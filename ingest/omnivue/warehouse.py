@@ -38,7 +38,7 @@ create table if not exists landed_events (
     anonymous_id varchar,
     social_handle varchar,
     properties json,
-    raw varchar not null using compression zstd,  -- kept for audit and replay, not read by dbt
+    raw varchar using compression zstd,  -- the original text, only with OMNIVUE_INGEST_KEEP_RAW=1; not read by dbt
     received_at timestamptz not null
 );
 create table if not exists dead_letter (
@@ -120,6 +120,10 @@ def ensure_landing(path: Path) -> None:
 
     with session(path) as con:
         con.execute(LANDING_DDL)
+        # warehouses made before raw became optional (docs/benchmarks.md) kept it not null
+        if con.execute("select count(*) from duckdb_constraints() where table_name = 'landed_events' "
+                       "and constraint_type = 'NOT NULL' and constraint_column_names = ['raw']").fetchone()[0]:
+            con.execute("alter table landed_events alter column raw drop not null")
         ensure_compliance_tables(con)
 
 
