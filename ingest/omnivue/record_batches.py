@@ -148,14 +148,14 @@ class BatchHeader:
     log_append_time: bool
 
 
-def decode_batches(bodies: list[bytes], headers: list[BatchHeader]) -> dict[str, pa.Array]:
+def decode_batches(bodies: list[bytes | memoryview], headers: list[BatchHeader]) -> dict[str, pa.Array]:
     """The records sections of (decompressed) v2 batches as columns: offset, timestamp, key, value.
     All batches of a fetch at once: the batches are small (tens of records), numpy's calls are not."""
     parts, pos = [], 0
     for body, h in zip(bodies, headers):
         parts.append((pos, len(body), h.count))
         pos += len(body)
-    buffer = b"".join(bodies) + bytes(_PAD)
+    buffer = b"".join([*bodies, bytes(_PAD)])  # the one copy of the records
     starts, ends = _record_starts(buffer, parts)
     counts = [h.count for h in headers]
     data = np.frombuffer(buffer, np.uint8)
@@ -185,7 +185,7 @@ class ColumnarPartitionRecords(Fetcher.PartitionRecords):
     def _unpack_records(self, tp: Any, records: Any, key_deserializer: Any, value_deserializer: Any
                         ) -> Iterator[RecordColumns]:
         parts: list[dict[str, pa.Array]] = []  # columns of consecutive batches, in offset order
-        bodies: list[bytes] = []  # v2 batches not decoded yet
+        bodies: list[memoryview] = []  # v2 batches not decoded yet
         headers: list[BatchHeader] = []
         batch = records.next_batch()
         last_batch = None
@@ -198,7 +198,7 @@ class ColumnarPartitionRecords(Fetcher.PartitionRecords):
                 self.leader_epoch = batch.leader_epoch
                 if not self._skip_transactional(batch) and not batch.is_control_batch:
                     batch._maybe_uncompress()
-                    bodies.append(bytes(memoryview(batch._buffer)[batch._pos:]))
+                    bodies.append(memoryview(batch._buffer)[batch._pos:])  # copied once, by decode_batches
                     headers.append(BatchHeader(batch.records_count, batch.base_offset, batch.first_timestamp,
                                                batch.max_timestamp, bool(batch.attributes & _LOG_APPEND_TIME)))
                     self.bytes_read += batch.size_in_bytes
