@@ -88,26 +88,38 @@ def model(dbt, session):
             union select node_key_b from __hist_edges where last_received_at > {watermark}
             union select node_key from __hist_nodes where last_received_at > {watermark}
         """)
-        # the previous state: the latest row of every identifier, in one pass over the log (the
-        # lookups below are joins with it; arg_max_null: an 'unattributed' latest row names nobody)
-        session.execute(f"""
-            create or replace temp table __hist_latest as
-            select node_key, arg_max_null(person_id, identity_run) as person_id
-            from {this}
-            group by node_key
-        """)
+        # the previous state of an identifier is its latest row. Only the identifiers below are
+        # looked up: a pass over one column of the log finds their rows, and only those rows are
+        # grouped (arg_max_null: an 'unattributed' latest row names nobody)
+        def latest(node_keys):
+            return f"""
+                select node_key, arg_max_null(person_id, identity_run) as person_id
+                from {this}
+                where node_key in ({node_keys})
+                group by node_key
+            """
+
+        def holding(person_ids):
+            """The identifiers whose latest row names one of person_ids (a person's identifiers
+            all have a row naming it: only those identifiers are looked up)."""
+            return f"""
+                select node_key, person_id from (
+                    {latest(f"select node_key from {this} where person_id in ({person_ids})")}
+                ) as latest_rows
+                where person_id in ({person_ids})
+            """
+
         # the earlier persons of the touched identifiers, and all their identifiers
-        session.execute("""
+        session.execute(f"""
             create or replace temp table __hist_touched_persons as
-            select distinct person_id from __hist_latest
-            where node_key in (select node_key from __hist_touched) and person_id is not null
+            select distinct person_id from ({latest("select node_key from __hist_touched")}) as latest_rows
+            where person_id is not null
         """)
-        session.execute("""
+        session.execute(f"""
             create or replace temp table __hist_scope_nodes as
             select node_key from __hist_touched
             union
-            select node_key from __hist_latest
-            where person_id in (select person_id from __hist_touched_persons)
+            select node_key from ({holding("select person_id from __hist_touched_persons")}) as held
         """)
         session.execute("""
             create or replace temp table __hist_scope_components as
@@ -148,19 +160,18 @@ def model(dbt, session):
 
     # 2. the previous state of those identifiers: their latest rows
     if incremental:
-        session.execute("""
+        session.execute(f"""
             create or replace temp table __hist_prev as
-            select node_key, person_id from __hist_latest
-            where node_key in (select node_key from __hist_cur union select node_key from __hist_scope_nodes)
+            {latest("select node_key from __hist_cur union select node_key from __hist_scope_nodes")}
         """)
         (last_run,) = session.execute(f"select coalesce(max(identity_run), 0) from {this}").fetchone()
         # ids still held by identifiers outside the scope are not available (only the earlier
         # persons of the scope matter: __hist_held_elsewhere is compared with them alone)
-        session.execute("""
+        session.execute(f"""
             create or replace temp table __hist_held_elsewhere as
-            select distinct person_id from __hist_latest
-            where person_id in (select person_id from __hist_prev where person_id is not null)
-                and node_key not in (select node_key from __hist_prev)
+            select distinct person_id
+            from ({holding("select person_id from __hist_prev where person_id is not null")}) as held
+            where node_key not in (select node_key from __hist_prev)
         """)
     else:
         session.execute("create or replace temp table __hist_prev (node_key varchar, person_id varchar)")
@@ -200,7 +211,8 @@ def model(dbt, session):
             taken_comps.add(comp_key)
             taken_ids.add(person_id)
             picks.append((comp_key, person_id))
-        session.executemany("insert into __hist_assigned values (?, ?)", picks)
+        session.execute("insert into __hist_assigned select unnest(cast(? as varchar[])), unnest(cast(? as varchar[]))",
+                        [[c for c, _ in picks], [p for _, p in picks]])
 
     # 4. new ids for the others: hash of the earliest-seen identifier, never an id used before
     session.execute("""
