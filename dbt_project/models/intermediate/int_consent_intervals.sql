@@ -51,6 +51,32 @@ events as (
 
 ),
 
+{% if is_incremental() %}
+-- the attributed identifiers of the recomputed events, unpivoted from their rows in int_events
+-- (the rows int_event_identifiers holds for them): finding those by event_id would read the
+-- whole of int_event_identifiers
+event_identifiers as (
+
+    select unpivoted.event_id, unpivoted.identifier_type
+    from (
+        select
+            events.event_id,
+            identifier_types.identifier_type,
+            case identifier_types.identifier_type
+                {% for identifier in identifier_columns() -%}
+                when {{ dbt.string_literal(identifier) }} then {{ node_key('identifier_types.identifier_type', 'events.' ~ identifier) }}
+                {% endfor -%}
+            end as node_key
+        from events
+        cross join (
+            {{ literal_rows('identifier_type', identifier_columns()) | indent(12) }}
+        ) as identifier_types
+    ) as unpivoted
+    inner join {{ ref('int_identity_components') }} as identity_components
+        on unpivoted.node_key = identity_components.node_key
+
+),
+{% else %}
 event_identifiers as (
 
     select event_identifiers.event_id, event_identifiers.identifier_type
@@ -60,6 +86,7 @@ event_identifiers as (
     where event_identifiers.channel = 'consent'
 
 ),
+{% endif %}
 
 source_identifiers as (
 
