@@ -286,6 +286,41 @@ def test_ereputation_daily_is_rewritten_only_when_an_input_changed(built, tmp_pa
     assert incremental == sorted(map(repr, query(wh, "select * from ereputation_daily")))
 
 
+def test_identity_nodes_add_new_evidence_to_their_stored_rows(built, tmp_path):
+    """int_identity_nodes updates a node with new evidence from its stored row (count from all
+    its evidence, earliest / latest from the stored row and the new events): a new event of an
+    old identifier, earlier than all its evidence, moves its first event; a node whose stored row
+    is gone (an erasure deletes rows) is recomputed from all its evidence. Both equal a full
+    refresh of the model."""
+    import duckdb
+    from omnivue.simulator import land
+
+    wh = tmp_path / "warehouse.duckdb"
+    shutil.copy(built["wh"], wh)
+    # two identifiers with several events each: one keeps its row, one loses it
+    (kept, kept_n, kept_first), (lost, lost_n, _) = query(wh, """
+        select node_key, n_events, first_seen_at from int_identity_nodes
+        where identifier_type = 'email' and n_events >= 3 and not is_blocklisted
+        order by n_events desc, node_key limit 2""")
+    con = duckdb.connect(str(wh))
+    con.execute("delete from int_identity_nodes where node_key = ?", [lost])
+    con.close()
+    early = kept_first - timedelta(days=3)
+    events = [_ev("email.opened", early, {"email": kept.split(":", 1)[1]}, {"campaign_id": "c-early"}),
+              _ev("email.opened", END - timedelta(hours=2), {"email": lost.split(":", 1)[1]}, {"campaign_id": "c-late"})]
+    landed_at = query(wh, "select max(received_at) from landed_events")[0][0] + timedelta(hours=2)
+    land(wh, as_records(events, landed_at), received_at=landed_at)
+    run_dbt(wh, tmp_path, "run", "--select", "+int_identity_nodes", as_of=AS_OF)
+    node = "select n_events, first_seen_at, first_event_id from int_identity_nodes where node_key = ?"
+    con = duckdb.connect(str(wh), read_only=True)
+    assert con.execute(node, [kept]).fetchone() == (kept_n + 1, early, events[0]["event_id"])
+    assert con.execute(node, [lost]).fetchone()[0] == lost_n + 1
+    con.close()
+    incremental = sorted(map(repr, query(wh, "select * from int_identity_nodes")))
+    run_dbt(wh, tmp_path, "run", "--select", "int_identity_nodes", "--full-refresh", as_of=AS_OF)
+    assert incremental == sorted(map(repr, query(wh, "select * from int_identity_nodes")))
+
+
 def test_python_models_leave_no_batch_tables_behind(built, tmp_path):
     """The batches of the incremental Python models are temporary tables
     (macros/python/py_write_table.sql): no <model>__dbt_tmp<timestamp> table stays in the
