@@ -321,6 +321,26 @@ def test_identity_nodes_add_new_evidence_to_their_stored_rows(built, tmp_path):
     assert incremental == sorted(map(repr, query(wh, "select * from int_identity_nodes")))
 
 
+def test_ereputation_daily_average_stays_between_min_and_max(built, tmp_path):
+    """Every post scored -0.4588: each day's average must be exactly that score (the decimal sum
+    divided by the count rounds; three such scores gave -0.45880000000000004, below min_score,
+    and the contract test ereputation_daily_ranges failed the run)."""
+    from decimal import Decimal
+
+    import duckdb
+
+    wh = tmp_path / "warehouse.duckdb"
+    shutil.copy(built["wh"], wh)
+    con = duckdb.connect(str(wh))
+    con.execute("update social_sentiment set score = -0.4588, label = 'negative'")
+    con.close()
+    run_dbt(wh, tmp_path, "build", "--select", "ereputation_daily", "--full-refresh", as_of=AS_OF)  # with its tests
+    rows = query(wh, "select mentions, avg_score, min_score from ereputation_daily")
+    assert rows and all(avg == low == -0.4588 for _, avg, low in rows)
+    # the data does exercise the rounding: for some day's count, the plain division misses the score
+    assert any(float(Decimal("-0.4588") * n) / n != -0.4588 for n, _, _ in rows)
+
+
 def test_python_models_leave_no_batch_tables_behind(built, tmp_path):
     """The batches of the incremental Python models are temporary tables
     (macros/python/py_write_table.sql): no <model>__dbt_tmp<timestamp> table stays in the

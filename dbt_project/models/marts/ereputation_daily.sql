@@ -161,8 +161,10 @@ daily as (
         count(case when label = 'neutral' then 1 end) as neutral_mentions,
         count(case when label = 'positive' then 1 end) as positive_mentions,
         -- an exact decimal sum: a float average depends on the order rows are added in (threads),
-        -- so a full refresh and an incremental build could differ in the last bit
-        cast(sum(cast(score as decimal(38, 18))) as double precision) / count(score) as avg_score,
+        -- so a full refresh and an incremental build could differ in the last bit; the division
+        -- rounds, so it is kept within [min, max] (three scores of -0.4588 averaged -0.45880000000000004)
+        least(greatest(cast(sum(cast(score as decimal(38, 18))) as double precision) / count(score), min(score)),
+              max(score)) as avg_score,
         min(score) as min_score,
         count(distinct person_id) as people,
         count(case when audience = 'customer' then 1 end) as mentions_by_customers,
