@@ -139,8 +139,8 @@ def main() -> int:
     ]
     header = (f"{machine()}, local Tansu broker; {args.people} people, {n} records "
               f"({total} consumed). The first consume figures include the consumer-group join "
-              f"({bare_join_s:.1f} s bare, {ingest_join_s:.1f} s ingest to the first record), the last two start at "
-              "the first record")
+              f"({bare_join_s:.1f} s bare, {ingest_join_s:.1f} s ingest to the first record); the rows \"past the group "
+              "join\" start at the first record")
     text = table(rows, ("measurement", "rate", "ratio to baseline"))
     print(header)
     print(text)
