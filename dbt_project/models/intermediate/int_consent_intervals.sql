@@ -57,23 +57,12 @@ events as (
 -- whole of int_event_identifiers
 event_identifiers as (
 
-    select unpivoted.event_id, unpivoted.identifier_type
+    select event_node_keys.event_id, event_node_keys.identifier_type
     from (
-        select
-            events.event_id,
-            identifier_types.identifier_type,
-            case identifier_types.identifier_type
-                {% for identifier in identifier_columns() -%}
-                when {{ dbt.string_literal(identifier) }} then {{ node_key('identifier_types.identifier_type', 'events.' ~ identifier) }}
-                {% endfor -%}
-            end as node_key
-        from events
-        cross join (
-            {{ literal_rows('identifier_type', identifier_columns()) | indent(12) }}
-        ) as identifier_types
-    ) as unpivoted
+        {{ event_node_keys('events') | indent(8) }}
+    ) as event_node_keys
     inner join {{ ref('int_identity_components') }} as identity_components
-        on unpivoted.node_key = identity_components.node_key
+        on event_node_keys.node_key = identity_components.node_key
 
 ),
 {% else %}

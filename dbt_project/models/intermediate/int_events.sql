@@ -70,21 +70,7 @@ scoped_events as (
 -- int_event_identifiers does): cheaper than finding their rows there by event_id
 event_identifiers as (
 
-    select event_id, node_key
-    from (
-        select
-            scoped_events.event_id,
-            case identifier_types.identifier_type
-                {% for identifier in identifier_columns() -%}
-                when {{ dbt.string_literal(identifier) }} then {{ node_key('identifier_types.identifier_type', 'scoped_events.' ~ identifier) }}
-                {% endfor -%}
-            end as node_key
-        from scoped_events
-        cross join (
-            {{ literal_rows('identifier_type', identifier_columns()) }}
-        ) as identifier_types
-    ) as unpivoted
-    where node_key is not null
+    {{ event_node_keys('scoped_events') | indent(4) }}
 
 ),
 {% else %}
