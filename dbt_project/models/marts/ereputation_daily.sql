@@ -21,10 +21,8 @@
 {%- set top_n = 3 %}
 {%- set fingerprint = ereputation_inputs_fingerprint() if is_incremental() else none %}
 {%- set unchanged = fingerprint is not none and fingerprint == stored_inputs_fingerprint() %}
-{%- set columns = ['mention_date', 'platform', 'lang', 'mentions', 'negative_mentions', 'neutral_mentions',
-                   'positive_mentions', 'share_negative', 'share_positive', 'net_sentiment', 'avg_score', 'min_score',
-                   'top_negative_event_ids', 'top_negative_posts', 'people', 'mentions_by_customers',
-                   'mentions_by_prospects', 'mentions_by_unknown'] %}
+{#- the tombstone row of an incremental run: a NULL for each column of the stored table -#}
+{%- set columns = adapter.get_columns_in_relation(this) | map(attribute='name') | list if is_incremental() else [] %}
 
 with
 
@@ -208,7 +206,7 @@ final as (
 
 {% if is_incremental() -%}
 -- replace_all: every row and a tombstone when an input changed, nothing otherwise
-select {{ columns | join(', ') }}, false as _tombstone
+select *, false as _tombstone
 from final
 {%- if unchanged %}
 where false
@@ -217,5 +215,5 @@ union all
 select {% for column in columns %}null as {{ column }}, {% endfor %}true as _tombstone
 {%- endif %}
 {%- else -%}
-select {{ columns | join(', ') }} from final
+select * from final
 {%- endif %}
