@@ -74,6 +74,10 @@ def test_landed_events_keep_the_original_text_only_when_asked(broker, tmp_path):
     stats = Ingester(settings).run(until_caught_up=True, max_seconds=120, progress=False)
     with duckdb.connect(str(settings.warehouse), read_only=True) as con:
         assert con.execute("select count(*), count(raw) from landed_events").fetchone() == (stats.landed, 0)
+        # event ids are stored uncompressed (warehouse.LANDING_DDL: cheaper checkpoints and lookups)
+        assert con.execute("select distinct compression from pragma_storage_info('landed_events') "
+                           "where column_name = 'event_id' and segment_type = 'VARCHAR'").fetchall() \
+            == [("Uncompressed",)]
     assert stats.landed > 0 and stats.dead > 0
     assert Counter(raw for _, raw, _ in _landed(settings)[1]) == Counter(b["raw"] for b in result.truth["bad_records"])
 
