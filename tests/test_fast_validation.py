@@ -13,6 +13,7 @@ import pyarrow as pa
 
 from omnivue import fast_validation
 from omnivue.envelope import topic_for
+from omnivue.identifiers import normalize_identifier
 from omnivue.simulator import Simulation
 from omnivue.validation import Rejected, validate_record
 from omnivue.warehouse import LANDING_DDL
@@ -147,19 +148,14 @@ def test_fast_path_is_a_strict_subset_of_the_contract_with_identical_values():
               '"just a string"', "null", "{" * 50, first.replace('"identities": {', '"identities": {,', 1)]
     records.extend((sim.records[0].topic, b.encode()) for b in broken * 300)
 
-    raw = pa.table({
-        "idx": pa.array(range(len(records)), pa.int64()),
-        "topic": [t for t, _ in records],
-        "partition": pa.array([0] * len(records), pa.int32()),
-        "offset": pa.array(range(len(records)), pa.int64()),
-        "record_key": pa.array([None] * len(records), pa.string()),
-        "kafka_timestamp_ms": pa.array([0] * len(records), pa.int64()),
-        "raw": pa.array([_utf8(v) for _, v in records], pa.string()),
-    }, schema=fast_validation.RAW_SCHEMA)
+    raw = _raw_batch(records)
     con = duckdb.connect()
     con.execute(LANDING_DDL)
     con.execute("set TimeZone = 'UTC'")
     accepted, slow_idx = fast_validation.check(con, raw)
+    # again on the same connection, its phones now from the connection's cache: the same verdicts
+    again, again_slow = fast_validation.check(con, raw)
+    assert again_slow == slow_idx and again.equals(accepted)
     slow = set(slow_idx)
     fast_validation.insert_accepted(con, accepted, datetime.now(timezone.utc))
     cur = con.execute('select "offset", event_id, event_type, channel, occurred_at, source, customer_id, email, phone, '
@@ -192,3 +188,45 @@ def _utf8(value: bytes) -> str | None:
         return value.decode("utf-8")
     except UnicodeDecodeError:
         return None
+
+
+def _raw_batch(records: list[tuple[str, bytes]]) -> pa.Table:
+    return pa.table({
+        "idx": pa.array(range(len(records)), pa.int64()),
+        "topic": [t for t, _ in records],
+        "partition": pa.array([0] * len(records), pa.int32()),
+        "offset": pa.array(range(len(records)), pa.int64()),
+        "record_key": pa.array([None] * len(records), pa.string()),
+        "kafka_timestamp_ms": pa.array([0] * len(records), pa.int64()),
+        "raw": pa.array([_utf8(v) for _, v in records], pa.string()),
+    }, schema=fast_validation.RAW_SCHEMA)
+
+
+def test_cached_phones_follow_the_default_region(monkeypatch):
+    """A connection remembers the phones it normalised; a national number read with one default
+    region must not be reused once the region changes (OMNIVUE_DEFAULT_PHONE_REGION)."""
+    event = next(r.event for r in Simulation(20, 3, seed=2).build().records if r.event is not None)
+    spellings = ["06 12 34 56 78", "(415) 555-0100", "+33 6 12 34 56 78", "12"]
+    records = []
+    for i, phone in enumerate(spellings):
+        ev = json.loads(json.dumps(event))
+        ev["event_id"] = f"00000000-0000-4000-8000-{i:012d}"
+        ev["identities"] = {"phone": phone}
+        records.append((topic_for(ev["event_type"]), json.dumps(ev).encode()))
+    raw = _raw_batch(records)
+    con = duckdb.connect()
+    seen = {}
+    for region in ("FR", "US", "FR"):
+        monkeypatch.setenv("OMNIVUE_DEFAULT_PHONE_REGION", region)
+        expected = {}
+        for phone in spellings:
+            try:
+                expected[phone] = normalize_identifier("phone", phone)
+            except ValueError:
+                expected[phone] = None
+        for _ in range(2):  # the second time from the cache
+            accepted, _slow = fast_validation.check(con, raw)
+            got = dict(zip(accepted.column("offset").to_pylist(), accepted.column("phone").to_pylist()))
+            assert {spellings[i]: got.get(i) for i in range(len(spellings))} == expected, region
+        seen[region] = expected
+    assert seen["FR"] != seen["US"]  # the spellings do depend on the region

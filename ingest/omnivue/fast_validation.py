@@ -29,7 +29,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from .envelope import ALL_EVENT_TYPES, CONSENT_PURPOSES, CONSENT_SCOPES, TOPIC_BY_CHANNEL
-from .identifiers import normalize_identifier
+from .identifiers import default_region, normalize_identifier
 from .validation import MAX_RECORD_BYTES
 
 RAW_SCHEMA = pa.schema([("idx", pa.int64()), ("topic", pa.string()), ("partition", pa.int32()),
@@ -49,6 +49,7 @@ _HANDLE = "[A-Za-z][A-Za-z0-9_.-]{0,30}:@?[A-Za-z0-9_.-]{1,100}"
 _PHONE = "[0-9 +().-]{3,40}"
 _ENVELOPE_KEYS = ("event_id", "event_type", "channel", "occurred_at", "source", "schema_version", "identities",
                   "properties")
+_PHONE_CACHE = "omnivue_phone_e164"  # temporary table: phone as sent -> E.164 (NULL: unusable)
 _TOPIC_OF = "case channel " + " ".join(f"when '{c}' then '{t}'" for c, t in TOPIC_BY_CHANNEL.items()) + " end"
 
 # Step 1: doc is NULL unless the record is strict JSON, so that no JSON function below ever sees
@@ -121,8 +122,16 @@ from ids
 # TimeZone = 'UTC' on the connection: the integer Kafka timestamps are UTC.
 FAST_SQL = f"""
 with fields as ({FIELDS_SQL}),
+phoned as (
+    -- phones normalised earlier on this connection come from its cache (_PHONE_CACHE); only the
+    -- others go to identifiers.py (a Python function: each call takes the GIL from the other threads)
+    select i.*, case when i.id_phone is null then null
+                     when known.phone is not null then known.e164
+                     else omnivue_e164(i.id_phone) end as e164
+    from fields as i left join _PHONE_CACHE_ as known on known.phone = i.id_phone
+),
 checked as (
-    select i.*, omnivue_e164(i.id_phone) as e164,
+    select i.*,
            case when regexp_full_match(occurred_text, '{_TIME}') then try_cast(occurred_text as timestamptz) end
                as occurred_at,
            coalesce(
@@ -152,7 +161,7 @@ checked as (
                    and json_type(consent[1]) = 'VARCHAR' and (consent[1] ->> '$') in {tuple(CONSENT_PURPOSES)!r}
                    and json_type(consent[2]) = 'VARCHAR' and (consent[2] ->> '$') in {tuple(CONSENT_SCOPES)!r})),
                false) as valid
-    from fields as i
+    from phoned as i
 )
 select idx, valid and occurred_at is not null as ok,
        case when kafka_timestamp_ms >= 0 then make_timestamp(kafka_timestamp_ms * 1000)::timestamptz end
@@ -163,7 +172,7 @@ select idx, valid and occurred_at is not null as ok,
        lower(regexp_replace(trim(id_social_handle), ':@', ':')) as social_handle, props as properties
 from checked
 """.replace(
-    "_ID_COUNT_", " + ".join(f"(id_{k} is not null)::int" for k in _ID_TYPES))
+    "_ID_COUNT_", " + ".join(f"(id_{k} is not null)::int" for k in _ID_TYPES)).replace("_PHONE_CACHE_", _PHONE_CACHE)
 
 _PASSED_THROUGH = ["topic", "partition", "offset", "record_key"]
 _LANDED_COLUMNS = ('topic, "partition", "offset", record_key, kafka_timestamp, event_id, event_type, channel, '
@@ -176,34 +185,75 @@ INSERT_ACCEPTED = {keep_raw: f"insert into landed_events ({_LANDED_COLUMNS}, raw
                    for keep_raw in (True, False)}
 
 
-_WITH_UDF: "weakref.WeakSet[Any]" = weakref.WeakSet()  # connections that have omnivue_e164
 warnings.filterwarnings("ignore", message="Arrow output on a DB-API result makes an extra copy",
                         category=UserWarning, module=__name__)
 
 
-def _e164(values: pa.Array) -> pa.Array:
-    """SQL function ``omnivue_e164``: a vector of phones normalised by identifiers.py (NULL when
-    unusable), each distinct value once."""
-    distinct = pc.unique(values).drop_null()
-    normalised = []
-    for value in distinct.to_pylist():
+class _PhoneNormaliser:
+    """SQL function ``omnivue_e164`` of one connection: a vector of phones normalised by
+    identifiers.py (NULL when unusable), each distinct value once, remembered until
+    :meth:`remember` adds them to the connection's cache table. A Python function in a query
+    takes the GIL for every vector it is called on, from threads that need it (polling,
+    the other validator): with the cache it is called only on vectors with a phone not seen
+    before (546k records: ~0.3 s less of ingest's wall time)."""
+
+    MAX_CACHED = 200_000  # distinct phones per connection; then the cache starts again
+
+    def __init__(self, con: Any) -> None:
+        self.new: dict[str, str | None] = {}
+        self.region = default_region()
+        self.cached = 0
+        con.create_function("omnivue_e164", self._e164, ["VARCHAR"], "VARCHAR", type="arrow",
+                            null_handling="special", side_effects=False)
+
+    def _e164(self, values: pa.Array) -> pa.Array:
+        distinct = pc.unique(values).drop_null()
+        normalised = []
+        for value in distinct.to_pylist():
+            try:
+                e164 = normalize_identifier("phone", value)
+            except ValueError:
+                e164 = None
+            normalised.append(e164)
+            self.new[value] = e164
+        return pc.take(pa.array(normalised, pa.string()), pc.index_in(values, value_set=distinct))
+
+    def prepare(self, con: Any) -> None:
+        """Before a query: the cache table exists (a rolled-back transaction may have dropped it),
+        and holds nothing normalised for another default region or beyond MAX_CACHED."""
+        con.execute(f"create temp table if not exists {_PHONE_CACHE} (phone varchar, e164 varchar)")
+        region = default_region()
+        if region != self.region or self.cached > self.MAX_CACHED:
+            con.execute(f"delete from {_PHONE_CACHE}")
+            self.region, self.cached = region, 0
+
+    def remember(self, con: Any) -> None:
+        """After a query: add what it normalised to the cache."""
+        if not self.new:
+            return
+        new, self.new = self.new, {}
+        con.register("omnivue_new_phones", pa.table({"phone": list(new), "e164": list(new.values())},
+                                                   schema=pa.schema([("phone", pa.string()), ("e164", pa.string())])))
         try:
-            normalised.append(normalize_identifier("phone", value))
-        except ValueError:
-            normalised.append(None)
-    return pc.take(pa.array(normalised, pa.string()), pc.index_in(values, value_set=distinct))
+            con.execute(f"insert into {_PHONE_CACHE} select * from omnivue_new_phones")
+        finally:
+            con.unregister("omnivue_new_phones")
+        self.cached += len(new)
+
+
+_PHONES: "weakref.WeakKeyDictionary[Any, _PhoneNormaliser]" = weakref.WeakKeyDictionary()
 
 
 def check(con: Any, raw_batch: pa.Table, keep_raw: bool = True) -> tuple[pa.Table, list[int]]:
     """Run the fast path over ``raw_batch`` (RAW_SCHEMA) on ``con`` (any DuckDB connection; one
-    query, nothing stored). Returns the accepted records as landed_events rows (with their
+    query; the phones it normalised are kept in a temporary table of ``con``). Returns the accepted records as landed_events rows (with their
     original text, column raw, if ``keep_raw``) and the idx of the records the slow path must
     judge, in order."""
     con.execute("set TimeZone = 'UTC'")
-    if con not in _WITH_UDF:  # (looking it up in duckdb_functions() costs ~8 ms a batch)
-        con.create_function("omnivue_e164", _e164, ["VARCHAR"], "VARCHAR", type="arrow",
-                            null_handling="special", side_effects=False)
-        _WITH_UDF.add(con)
+    phones = _PHONES.get(con)
+    if phones is None:  # (looking the function up in duckdb_functions() costs ~8 ms a batch)
+        phones = _PHONES[con] = _PhoneNormaliser(con)
+    phones.prepare(con)
     con.register("raw_batch", raw_batch)
     try:
         # execute() plans the query once; con.sql(...).to_arrow_table() binds it twice (~10 ms a batch
@@ -211,6 +261,7 @@ def check(con: Any, raw_batch: pa.Table, keep_raw: bool = True) -> tuple[pa.Tabl
         checked = con.execute(FAST_SQL).to_arrow_table()
     finally:
         con.unregister("raw_batch")
+    phones.remember(con)
     ok = pc.fill_null(checked.column("ok"), False)  # never NULL; were it, the record must not vanish
     slow = sorted(pc.filter(checked.column("idx"), pc.invert(ok)).to_pylist())
     accepted = checked.filter(ok)
