@@ -58,7 +58,7 @@ from .envelope import INPUT_TOPICS
 from .kafka_io import BrokerUnavailable, bootstrap_reachable, make_consumer
 from .progress import Progress
 from .record_batches import columnar
-from .validation import Rejected, validate_record
+from .validation import Rejected, compile_contracts, validate_record
 from .warehouse import IDENTITY_COLUMNS, connect, ensure_landing, session
 
 log = logging.getLogger(__name__)
@@ -736,13 +736,22 @@ class _Validator(_Stage):
         self._lock = threading.Lock()
 
     def process(self, item: tuple[pa.Table, Counter]) -> _Checked:
+        return self._ingester._validate(self._connection(), *item)
+
+    def _connection(self) -> Any:
+        """This worker's DuckDB."""
         con = getattr(self._local, "con", None)
         if con is None:
             con = self._local.con = duckdb.connect()
             con.execute("set threads = 1")
             with self._lock:
                 self._connections.append(con)
-        return self._ingester._validate(con, *item)
+        return con
+
+    def _warm_up(self) -> None:
+        """What the first batch would otherwise wait for, done while the consumer group joins."""
+        compile_contracts()
+        self._connection()
 
     def control(self, item: object) -> None:
         if item is _STOP:
@@ -754,6 +763,8 @@ class _Validator(_Stage):
     def run(self) -> None:
         pending: deque[Future] = deque()  # batches being validated, in the order they came
         pool = ThreadPoolExecutor(max_workers=self.WORKERS, thread_name_prefix="omnivue-validate")
+        for _ in range(self.WORKERS):
+            pool.submit(self._warm_up)  # (an error here comes again, and is reported, with a batch)
         try:
             while True:
                 try:

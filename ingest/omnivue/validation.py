@@ -77,6 +77,11 @@ def _validators(directory: str) -> tuple[Callable[[Any], Any], dict[str, Callabl
 _CONTRACTS = str(contracts_dir())
 
 
+def compile_contracts() -> None:
+    """Compile the event contracts now rather than at the first event judged in Python (~70 ms)."""
+    _validators(_CONTRACTS)
+
+
 def validate_event(event: Any) -> ValidEvent:
     """Validate a decoded event (a dict) against the envelope and its type."""
     envelope, by_type = _validators(_CONTRACTS)
