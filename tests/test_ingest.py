@@ -17,6 +17,9 @@ import duckdb
 
 from omnivue.config import load_settings
 from omnivue.ingester import Ingester
+from omnivue.record_batches import polled_table
+from omnivue.validation import Rejected, validate_record
+from omnivue.warehouse import ensure_landing, session
 from omnivue.simulator import Simulation, publish
 
 from conftest import ROOT
@@ -80,6 +83,37 @@ def test_landed_events_keep_the_original_text_only_when_asked(broker, tmp_path):
             == [("Uncompressed",)]
     assert stats.landed > 0 and stats.dead > 0
     assert Counter(raw for _, raw, _ in _landed(settings)[1]) == Counter(b["raw"] for b in result.truth["bad_records"])
+
+
+def test_a_batch_partly_landed_elsewhere_lands_only_the_rest(tmp_path):
+    """A batch whose first records an earlier run or another member of the group has landed
+    meanwhile: the lander validates the rest again inside its transaction, on the warehouse's
+    connection (phones normalised there too), and lands only that."""
+    settings = replace(load_settings(), home=tmp_path)
+    records = [r for r in Simulation(60, 5, seed=4).build().records if r.topic == "consent"]
+    table = polled_table([{"topic": r.topic, "partition": 0, "offset": i, "timestamp": 0, "key": r.key,
+                           "value": r.value} for i, r in enumerate(records)])
+    ingester = Ingester(settings, group_id="g")
+    checked = ingester._validate(duckdb.connect(), table)
+    half = len(records) // 2
+    ensure_landing(settings.warehouse)
+    with session(settings.warehouse) as con:
+        con.execute("insert into ingest_offsets values ('g', 'consent', 0, ?, now())", [half])
+        done = ingester._land_batch(con, checked)
+        landed = dict(con.execute('select "offset", phone from landed_events').fetchall())
+        dead = {o for (o,) in con.execute('select "offset" from dead_letter').fetchall()}
+        stored = con.execute("select next_offset from ingest_offsets where consumer_group = 'g'").fetchall()
+    expected, bad = {}, set()
+    for i, r in enumerate(records[half:], start=half):
+        try:
+            valid = validate_record(r.topic, r.value)
+        except Rejected:
+            bad.add(i)
+        else:
+            expected[i] = valid.identities.get("phone")
+    assert done.skipped == half and stored == [(len(records),)]
+    assert landed == expected and dead == bad
+    assert any(expected.values()) and bad  # phones normalised, records dead-lettered: both paths ran
 
 
 def test_ingest_survives_sigkill_at_random_instants(broker):
