@@ -5,7 +5,9 @@ Validating in Python costs ~15 µs a record; a bare consume loop spends
 each batch is first checked by ONE vectorised DuckDB query (C++: the JSON
 validated, then parsed once for its fields and once for its keys, then the rules; no
 intermediate table) that implements the contracts of contracts/events/ and
-the identifier normalisation of identifiers.py for the common, plain cases.
+the identifier normalisation of identifiers.py for the common, plain cases
+(phones by identifiers.py itself, called from the query, once per distinct
+phone and connection).
 
 The fast path is deliberately conservative: it only ACCEPTS a record when
 every rule holds in its simplest form (ASCII identifiers, canonical
@@ -246,9 +248,9 @@ _PHONES: "weakref.WeakKeyDictionary[Any, _PhoneNormaliser]" = weakref.WeakKeyDic
 
 def check(con: Any, raw_batch: pa.Table, keep_raw: bool = True) -> tuple[pa.Table, list[int]]:
     """Run the fast path over ``raw_batch`` (RAW_SCHEMA) on ``con`` (any DuckDB connection; one
-    query; the phones it normalised are kept in a temporary table of ``con``). Returns the accepted records as landed_events rows (with their
-    original text, column raw, if ``keep_raw``) and the idx of the records the slow path must
-    judge, in order."""
+    query; the phones it normalised are kept in a temporary table of ``con``). Returns the
+    accepted records as landed_events rows (with their original text, column raw, if
+    ``keep_raw``) and the idx of the records the slow path must judge, in order."""
     con.execute("set TimeZone = 'UTC'")
     phones = _PHONES.get(con)
     if phones is None:  # (looking the function up in duckdb_functions() costs ~8 ms a batch)
