@@ -30,16 +30,17 @@
 
     union
 
+    -- by the persons' hashed keys first (person_key: a fixed-width column, not the strings)
     select event_id
     from {{ ref('int_events') }}
     where channel in ('social', 'email', 'mobile')
-        and person_id in (select person_id from identity_changed)
+        and {{ keyed_in('person_id', 'person_key', 'identity_changed') }}
 
     union
 
     select event_id
     from {{ this }}
-    where person_id in (select person_id from identity_changed)
+    where {{ keyed_in('person_id', 'person_key', 'identity_changed') }}
 
     union
 
@@ -48,9 +49,12 @@
     inner join consent_changes
         on stored.person_id = consent_changes.person_id
         and stored.consent_scope = consent_changes.scope
-    where stored.occurred_at >= consent_changes.changed_from
-        or stored.consent_valid_to >= consent_changes.changed_from
-        or (stored.consent_valid_to is null and stored.consent_valid_from is not null)
+    where {{ keyed_in('person_id', 'person_key', 'consent_changes', prefix='stored.') }}
+        and (
+            stored.occurred_at >= consent_changes.changed_from
+            or stored.consent_valid_to >= consent_changes.changed_from
+            or (stored.consent_valid_to is null and stored.consent_valid_from is not null)
+        )
 
     union
 

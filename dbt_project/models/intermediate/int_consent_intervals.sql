@@ -46,7 +46,7 @@ events as (
         -- attributed to anybody: it grants nothing and withdraws nothing
         and person_id is not null
     {%- if is_incremental() %}
-        and person_id in (select person_id from changed_persons)
+        and {{ keyed_in('person_id', 'person_key', 'changed_persons') }}
     {%- endif %}
 
 ),

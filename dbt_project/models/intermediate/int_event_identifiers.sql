@@ -9,7 +9,8 @@
     materialized='incremental',
     incremental_strategy='delete+insert',
     unique_key='event_id',
-    on_schema_change='append_new_columns'
+    on_schema_change='append_new_columns',
+    pre_hook="{{ ensure_key_column('node_hash', 'node_key') }}"
 ) }}
 
 {%- set incremental_window = none %}
@@ -29,7 +30,13 @@ event_identifiers as (
 
 final as (
 
-    select * from event_identifiers
+    select
+        *,
+        -- the identifier's hashed key: int_events finds the events of changed identifiers by it
+        -- (macros/cross_db/key_hash.sql)
+        {{ key_hash('node_key') }} as node_hash
+
+    from event_identifiers
 
 )
 

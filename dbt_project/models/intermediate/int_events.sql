@@ -13,6 +13,7 @@
     incremental_strategy='delete+insert',
     unique_key='event_id',
     on_schema_change='append_new_columns',
+    pre_hook="{{ ensure_key_column('person_key', 'person_id') }}",
     post_hook="{{ save_incremental_state(staged_event_models()) }}"
 ) }}
 
@@ -37,19 +38,22 @@ landed_events as (
 
 ),
 
--- the other events carrying an identifier whose person changed (retroactive stitching):
--- looked up by event_id, a pass over the staged event ids, only when there are some
+-- the other events carrying an identifier whose person changed (retroactive stitching),
+-- found by the identifiers' hashed keys (node_hash: one fixed-width column, where comparing
+-- node_key would decompress all the node_key strings of int_event_identifiers). A hash
+-- collision only adds an event whose person did not change: it is recomputed, from the same
+-- staged rows, to the same row. Its staged rows are looked up by event_id, a pass over the
+-- staged event ids, only when there are some
 stitched as (
 
     select event_identifiers.event_id
     from {{ ref('int_event_identifiers') }} as event_identifiers
-    inner join (
-        select distinct node_key
-        from {{ ref('int_identity_history') }}
-        where identity_run > {{ identity_run_watermark() }}
-    ) as changed_nodes
-        on event_identifiers.node_key = changed_nodes.node_key
-    where event_identifiers.event_id not in (select event_id from landed_events)
+    where {{ hashed_in('node_key', 'node_hash', '(
+            select node_key
+            from ' ~ ref('int_identity_history') ~ '
+            where identity_run > ' ~ identity_run_watermark() ~ '
+        ) as changed_nodes', prefix='event_identifiers.') }}
+        and event_identifiers.event_id not in (select event_id from landed_events)
 
 ),
 
@@ -122,7 +126,10 @@ final as (
         events.kafka_offset,
         events.received_at,
         events.last_received_at,
-        events.n_deliveries
+        events.n_deliveries,
+        -- the person's hashed key: the models that look up the events of some persons read it
+        -- instead of the person_id strings (macros/cross_db/key_hash.sql)
+        {{ key_hash('event_persons.person_id') }} as person_key
 
     from {{ 'scoped_events' if is_incremental() else 'events' }} as events
     left join event_persons

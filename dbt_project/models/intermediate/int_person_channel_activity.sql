@@ -248,7 +248,7 @@ events as (
     from {{ ref('int_events') }}
     where person_id is not null
     {%- if is_incremental() %}
-        and person_id in (select person_id from recomputed_persons)
+        and {{ keyed_in('person_id', 'person_key', 'recomputed_persons') }}
     {%- endif %}
 
 ),
@@ -259,7 +259,7 @@ interactions as (
     select * from {{ ref('fct_interactions') }}
     where person_id is not null
     {%- if is_incremental() %}
-        and person_id in (select person_id from recomputed_persons)
+        and {{ keyed_in('person_id', 'person_key', 'recomputed_persons') }}
     {%- endif %}
 
 ),

@@ -13,6 +13,7 @@
     incremental_strategy='delete+insert',
     unique_key='event_id',
     on_schema_change='append_new_columns',
+    pre_hook="{{ ensure_key_column('person_key', 'person_id') }}",
     post_hook="{{ save_incremental_state('int_events', sentiment=true, event_log=true) }}"
 ) }}
 
@@ -75,7 +76,9 @@ final as (
         consent_status,
         consent_event_id,
         consent_valid_from,
-        consent_valid_to
+        consent_valid_to,
+        -- the person's hashed key, for lookups by person (macros/cross_db/key_hash.sql)
+        {{ key_hash('person_id') }} as person_key
 
     from interactions
 
