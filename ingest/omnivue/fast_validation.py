@@ -130,7 +130,7 @@ phoned as (
     select i.*, case when i.id_phone is null then null
                      when known.phone is not null then known.e164
                      else omnivue_e164(i.id_phone) end as e164
-    from fields as i left join _PHONE_CACHE_ as known on known.phone = i.id_phone
+    from fields as i left join {_PHONE_CACHE} as known on known.phone = i.id_phone
 ),
 checked as (
     select i.*,
@@ -174,7 +174,7 @@ select idx, valid and occurred_at is not null as ok,
        lower(regexp_replace(trim(id_social_handle), ':@', ':')) as social_handle, props as properties
 from checked
 """.replace(
-    "_ID_COUNT_", " + ".join(f"(id_{k} is not null)::int" for k in _ID_TYPES)).replace("_PHONE_CACHE_", _PHONE_CACHE)
+    "_ID_COUNT_", " + ".join(f"(id_{k} is not null)::int" for k in _ID_TYPES))
 
 _PASSED_THROUGH = ["topic", "partition", "offset", "record_key"]
 _LANDED_COLUMNS = ('topic, "partition", "offset", record_key, kafka_timestamp, event_id, event_type, channel, '
