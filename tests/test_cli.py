@@ -68,3 +68,47 @@ def test_run_without_a_broker_is_one_clear_error(omnivue_env):
     proc = run_cli("run", env=omnivue_env)
     assert proc.returncode == 1
     assert "no Kafka broker answers" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def _write_to_a_full_disk(kind: str) -> None:
+    """A real 'disk full' from the library itself: on Linux every write to /dev/full fails with ENOSPC."""
+    if kind == "duckdb":
+        import duckdb
+
+        duckdb.connect().execute("copy (select range from range(100000)) to '/dev/full' (format csv)")
+    else:  # what Airflow's SQLite metadata database raises (a demo on a full disk met it)
+        import sqlite3
+
+        con = sqlite3.connect("/dev/full")
+        con.execute("create table t (x)")
+        con.commit()
+
+
+@pytest.mark.parametrize("kind", ["duckdb", "sqlite"])
+def test_a_full_disk_is_one_readable_line(kind, monkeypatch, capsys):
+    from omnivue import cli
+
+    def command(args):
+        try:
+            _write_to_a_full_disk(kind)
+        except Exception as exc:  # wrapped, as SQLAlchemy or dbt wrap it
+            raise RuntimeError("the step failed") from exc
+        return 0
+
+    monkeypatch.setattr(cli, "cmd_simulate", command)
+    assert cli.main(["simulate", "--people", "1"]) == 1
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert len(lines) == 1, lines
+    assert lines[0].startswith("omnivue: error: the disk is full")
+    assert ("No space left on device" if kind == "duckdb" else "database or disk is full") in lines[0]
+
+
+def test_any_other_failure_keeps_its_traceback(monkeypatch):
+    from omnivue import cli
+
+    def command(args):
+        raise ValueError("a bug")
+
+    monkeypatch.setattr(cli, "cmd_simulate", command)
+    with pytest.raises(ValueError, match="a bug"):
+        cli.main(["simulate", "--people", "1"])

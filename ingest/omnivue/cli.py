@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import errno
 import json
 import logging
 import os
@@ -302,6 +303,24 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+#: How the libraries we write through say "the disk is full" when they wrap the OSError in their own
+#: exception (DuckDB's IOException, SQLite's "database or disk is full" in Airflow's metadata database).
+_DISK_FULL_WORDS = ("no space left on device", "database or disk is full")
+
+
+def disk_full_reason(exc: BaseException | None) -> str | None:
+    """The first line of a 'disk full' failure anywhere in ``exc``'s chain of causes; None for any
+    other failure (which keeps its traceback: that one is a bug to report, not a state to fix)."""
+    seen: set[int] = set()
+    while exc is not None and id(exc) not in seen:
+        seen.add(id(exc))
+        text = str(exc)
+        if (isinstance(exc, OSError) and exc.errno == errno.ENOSPC) or any(w in text.lower() for w in _DISK_FULL_WORDS):
+            return (text.strip().splitlines() or [type(exc).__name__])[0]
+        exc = exc.__cause__ or exc.__context__
+    return None
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -322,6 +341,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("omnivue: interrupted", file=sys.stderr)
         return 130
+    except Exception as exc:
+        reason = disk_full_reason(exc)
+        if reason is None:
+            raise
+        log.debug("the disk filled up", exc_info=True)
+        print(f"omnivue: error: the disk is full ({reason}); free some space and run the command again: "
+              "what was committed before is kept", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":
