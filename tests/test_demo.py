@@ -21,5 +21,11 @@ def test_demo_runs_end_to_end_and_matches_its_truth(omnivue_env):
         assert "published snapshot: " in out and "omnivue query" in out
         query = run_cli("query", "select count(*) as people from customer_360", env=omnivue_env)
         assert query.returncode == 0 and "people" in query.stdout
+        # a second demo on the same data directory adds a new simulation to the first one's data:
+        # its truth covers only the new one, so the summary says why it does not compare
+        again = run_cli("demo", "--people", "40", "--days", "10", "--seed", "12", env=omnivue_env)
+        assert again.returncode == 0, again.stdout[-3000:] + again.stderr[-3000:]
+        assert "DIFFERS" not in again.stdout
+        assert "  not compared: the warehouse holds " in again.stdout and "make clean" in again.stdout
     finally:
         run_cli("broker", "stop", env=omnivue_env)
