@@ -60,8 +60,8 @@ def truth_check(settings: Settings, figures: dict[str, Any]) -> list[str]:
         # records: the warehouse's persons, violations and dead letters are of more than this
         # simulation, and a comparison would say DIFFERS about a correct warehouse
         return [f"  not compared: the warehouse holds {figures.get('events')} distinct events, this simulation "
-                f"{truth.get('valid_events')} (earlier runs' data is kept); for a comparison start from a clean "
-                "slate: `make clean` (stops the broker, removes the data directory), then `make demo`"]
+                f"{truth.get('valid_events')} (earlier runs' data is kept); to compare, start from a clean slate: "
+                "`make clean` (stops the broker, removes the data directory) or a new OMNIVUE_HOME, then simulate again"]
     lines = []
     for label, mine, theirs in (("persons", figures.get("persons"), truth.get("persons")),
                                 ("consent violations", figures.get("consent_violations"), len(truth.get("violations", []))),
