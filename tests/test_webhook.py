@@ -188,6 +188,11 @@ def test_kafka_unreachable_answers_503_and_dead_letters_nothing(server, omnivue_
     assert got == 200 and answer["accepted"] == 0
 
 
+def network_threads() -> list[str]:
+    """The webhook producers' sender threads still running (kafka-python names them after client_id)."""
+    return [t.name for t in threading.enumerate() if t.name == "omnivue-webhook-network-thread" and t.is_alive()]
+
+
 def test_broker_going_away_answers_503_then_recovers(broker, server):
     from omnivue import broker as broker_mod
 
@@ -201,6 +206,12 @@ def test_broker_going_away_answers_503_then_recovers(broker, server):
     assert (got, answer["error"]) == (503, "kafka_unavailable"), answer
     assert time.monotonic() - started < server.publish_timeout_s + 5
     assert dead_letters(server) == []
+    # the failed producer is closed once its batches expire (delivery timeout = the fixture's 5 s
+    # publish timeout): its network thread ends instead of living on after every failure
+    deadline = time.monotonic() + 15
+    while network_threads() and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert network_threads() == []
     broker_mod.start(settings)  # a fresh (in-memory) broker: the next delivery goes through
     got, answer = request(server, "/webhooks/x", body)
     assert got == 200 and answer["events"] == 2

@@ -82,6 +82,13 @@ def _providers() -> dict[str, Any]:
 
 # --- the server ---------------------------------------------------------------------------------
 
+def _close_producer(producer: Any, timeout_s: float) -> None:
+    try:
+        producer.close(timeout=timeout_s)
+    except Exception:  # closing a broken producer must not fail anything
+        log.debug("closing the webhook producer failed", exc_info=True)
+
+
 class WebhookServer(ThreadingHTTPServer):
     daemon_threads = True
     allow_reuse_address = True
@@ -120,14 +127,22 @@ class WebhookServer(ThreadingHTTPServer):
                     raise _Unavailable(f"kafka_unavailable: {exc}") from None
             return self._producer
 
-    def _drop_producer(self, timeout_s: float = 0) -> None:
+    def _drop_producer(self, wait: bool = False) -> None:
+        """Forget the producer and close it. kafka-python's close() flushes first, and while a batch of
+        a failed publish is still pending it raises instead of closing: the producer's sender thread
+        and sockets stayed open for good, one more after each failure. So after a failure it is closed
+        in the background once its batches have expired (delivery_timeout_ms: they fail, the client
+        was answered 503 and sends again); ``wait``: close now (shutdown: nothing is pending)."""
         with self._producer_lock:
             producer, self._producer = self._producer, None
-        if producer is not None:
-            try:
-                producer.close(timeout=timeout_s)
-            except Exception:  # closing a broken producer must not fail the answer
-                log.debug("closing the webhook producer failed", exc_info=True)
+        if producer is None:
+            return
+        if wait:
+            _close_producer(producer, 2.0)
+            return
+        expiry_s = producer.config.get("delivery_timeout_ms", 120_000) / 1000 + 1
+        threading.Thread(target=_close_producer, args=(producer, expiry_s), name="omnivue-webhook-producer-close",
+                         daemon=True).start()
 
     def publish(self, events: list[dict[str, Any]]) -> None:
         """Send and flush; _Unavailable when the broker does not take them all."""
@@ -175,7 +190,7 @@ class WebhookServer(ThreadingHTTPServer):
 
     def server_close(self) -> None:
         super().server_close()
-        self._drop_producer(timeout_s=2)  # every answered request was flushed: nothing is pending
+        self._drop_producer(wait=True)  # every answered request was flushed: nothing is pending
 
 
 class WebhookHandler(BaseHTTPRequestHandler):
