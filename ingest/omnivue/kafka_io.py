@@ -140,6 +140,13 @@ def bootstrap_reachable(settings: Settings) -> bool:
     return any(port_open(host, port or 9092) for host, port in map(split_host_port, settings.bootstrap_servers))
 
 
+def require_reachable(settings: Settings) -> None:
+    """BrokerUnavailable at once when no bootstrap server accepts a TCP connection. kafka-python's own
+    bootstrap retries silently, with a random backoff of up to ~25 s, for 30 s before it gives up."""
+    if not bootstrap_reachable(settings):
+        raise BrokerUnavailable(_unavailable(settings))
+
+
 def split_host_port(server: str) -> tuple[str, int | None]:
     """``host:port`` (``[v6]:port``, ``:port`` = 127.0.0.1) as (host, port); port None when absent."""
     host, sep, port = server.rpartition(":")
