@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import pytest
 
 from conftest import run_cli
@@ -68,6 +70,15 @@ def test_run_without_a_broker_is_one_clear_error(omnivue_env):
     proc = run_cli("run", env=omnivue_env)
     assert proc.returncode == 1
     assert "no Kafka broker answers" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_simulate_without_a_broker_says_so_at_once(omnivue_env):
+    # kafka-python alone waits 30 s in silence before it gives up on the bootstrap servers
+    started = time.monotonic()
+    proc = run_cli("simulate", "--people", "3", "-q", env=omnivue_env)
+    assert proc.returncode == 1
+    assert proc.stderr.strip().splitlines()[-1].startswith("omnivue: error: no Kafka broker answers")
+    assert time.monotonic() - started < 15
 
 
 def _write_to_a_full_disk(kind: str) -> None:

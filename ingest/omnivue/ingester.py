@@ -55,7 +55,7 @@ from . import fast_validation
 from .compliance.suppression import suppress_batch
 from .config import DEFAULT_BATCH_SIZE, Settings
 from .envelope import INPUT_TOPICS
-from .kafka_io import BrokerUnavailable, bootstrap_reachable, make_consumer, require_reachable
+from .kafka_io import BrokerUnavailable, bootstrap_reachable, make_consumer
 from .progress import Progress
 from .record_batches import columnar
 from .validation import Rejected, compile_contracts, validate_record
@@ -531,7 +531,6 @@ class Ingester:
         delay = 1.0
         while True:
             try:
-                require_reachable(self.settings)  # says so at once, where kafka-python would wait 30 s silently
                 # columnar: poll() gives one Arrow table per partition fetch (max_poll_records counts those)
                 return columnar(make_consumer(self.settings, self.group_id, max_poll_records=100))
             except BrokerUnavailable as exc:

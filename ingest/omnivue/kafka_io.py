@@ -46,6 +46,7 @@ def make_producer(settings: Settings, **overrides: Any) -> KafkaProducer:
         client_id="omnivue-producer",
     )
     config.update(overrides)
+    require_reachable(settings)
     try:
         return KafkaProducer(**config)
     except KafkaError:
@@ -68,6 +69,7 @@ def make_consumer(settings: Settings, group_id: str | None, **overrides: Any) ->
         client_id="omnivue-consumer",
     )
     config.update(overrides)
+    require_reachable(settings)
     try:
         return KafkaConsumer(**config)
     except KafkaError:
@@ -75,6 +77,7 @@ def make_consumer(settings: Settings, group_id: str | None, **overrides: Any) ->
 
 
 def make_admin(settings: Settings) -> KafkaAdminClient:
+    require_reachable(settings)
     try:
         return KafkaAdminClient(bootstrap_servers=settings.bootstrap_servers, client_id="omnivue-admin",
                                 request_timeout_ms=15_000)
@@ -141,8 +144,9 @@ def bootstrap_reachable(settings: Settings) -> bool:
 
 
 def require_reachable(settings: Settings) -> None:
-    """BrokerUnavailable at once when no bootstrap server accepts a TCP connection. kafka-python's own
-    bootstrap retries silently, with a random backoff of up to ~25 s, for 30 s before it gives up."""
+    """BrokerUnavailable at once when no bootstrap server accepts a TCP connection (the clients above
+    check it first): kafka-python's own bootstrap retries silently, with a random backoff of up to
+    ~25 s, for 30 s before it gives up."""
     if not bootstrap_reachable(settings):
         raise BrokerUnavailable(_unavailable(settings))
 
