@@ -113,11 +113,9 @@ class WebhookServer(ThreadingHTTPServer):
     def producer(self) -> Any:
         with self._producer_lock:
             if self._producer is None:
-                from .kafka_io import BrokerUnavailable, bootstrap_reachable, make_producer
+                from .kafka_io import BrokerUnavailable, make_producer
 
-                if not bootstrap_reachable(self.settings):
-                    raise _Unavailable(f"kafka_unavailable: no Kafka broker answers at {self.settings.bootstrap}")
-                try:
+                try:  # BrokerUnavailable at once when no bootstrap server answers (kafka_io.require_reachable)
                     timeout_ms = int(self.publish_timeout_s * 1000)
                     self._producer = make_producer(
                         self.settings, client_id="omnivue-webhook", linger_ms=5, bootstrap_timeout_ms=timeout_ms,
