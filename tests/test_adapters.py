@@ -240,6 +240,36 @@ def test_x_malformed_items():
     assert convert("x", {"meta": {"result_count": 0}}).events == []  # an empty search page
 
 
+def test_x_post_read_again_with_new_counters_keeps_its_event_id():
+    # overlapping searches or a re-run read the same post with other public_metrics: one post, one id
+    first = sample("x_api_v2_tweets.json")
+    again = copy.deepcopy(first)
+    again["data"][0]["public_metrics"] = {"like_count": 12, "retweet_count": 3, "reply_count": 1, "quote_count": 0}
+    again["data"][0]["context_annotations"] = [{"domain": {"id": "46", "name": "Brand"}}]
+    assert [e["event_id"] for e in convert("x", first).events] == [e["event_id"] for e in convert("x", again).events]
+    other = copy.deepcopy(first)
+    other["data"][0]["id"] = "1861234567890123999"  # another post (an edit is another id too)
+    assert convert("x", other).events[0]["event_id"] != convert("x", first).events[0]["event_id"]
+
+
+@pytest.mark.parametrize("value, ok", [
+    ("2026-11-20T09:14:03z", True),  # RFC 3339 5.6 allows a lower-case z
+    ("2026-11-20t09:14:03.5+01:00", True),
+    ("2026-11-20", False),  # a date alone is not an instant
+    ("2026-W47-5", False),
+    ("", False),
+])
+def test_iso_times_of_the_adapters(value, ok):
+    payload = sample("x_api_v2_tweets.json")
+    payload["data"] = payload["data"][:1]
+    payload["data"][0]["created_at"] = value
+    result = convert("x", payload)
+    if ok:
+        assert len(result.events) == 1 and result.events[0]["occurred_at"].startswith("2026-11-20")
+    else:
+        assert reason_codes(result.errors) == ["missing_field" if value == "" else "bad_time"]
+
+
 # --- Segment ----------------------------------------------------------------------------------------
 
 def test_segment_spec_calls():
@@ -367,6 +397,34 @@ def test_amplitude_events():
     assert reason_codes(result.skipped) == ["refund"]
     bad = dict(purchase, time="yesterday")
     assert reason_codes(convert("amplitude", {"events": [bad]}).errors) == ["bad_time"]
+    # epoch seconds where milliseconds are documented would be January 1970
+    assert reason_codes(convert("amplitude", {"events": [dict(purchase, time=1700000000)]}).errors) == ["bad_time"]
+
+
+def test_amplitude_sdk_revenue_properties():
+    # the SDKs' Revenue API sends $price, $quantity, $revenue, $revenueType... in event_properties
+    event = dict(sample("amplitude_http_v2.json")["events"][0], event_type="revenue_amount",
+                 event_properties={"$price": 3.99, "$quantity": 2, "$productId": "p1", "$currency": "EUR"})
+    for key in ("revenue", "price", "quantity", "revenueType", "productId"):
+        event.pop(key, None)
+    props = convert("amplitude", {"events": [event]}).events[0]["properties"]
+    assert props["amount"] == pytest.approx(7.98) and props["product_id"] == "p1" and props["currency"] == "EUR"
+    event["event_properties"] = {"$revenue": 12.5}
+    assert convert("amplitude", {"events": [event]}).events[0]["properties"]["amount"] == 12.5
+    event["event_properties"] = {"$revenue": -12.5, "$revenueType": "refund"}
+    assert reason_codes(convert("amplitude", {"events": [event]}).skipped) == ["refund"]
+
+
+def test_an_item_with_a_lone_surrogate_is_an_error_with_a_recordable_text():
+    from omnivue.webhook import _item_json
+
+    click = dict(sample("sendgrid_event_webhook.json")[0], event="click", url="https://x/\ud83d")
+    # only in a field the adapter does not copy: the event is fine, and its id is computed (uuid5 raised)
+    opened = dict(sample("sendgrid_event_webhook.json")[0], event="open", useragent="cut \ud83d")
+    result = convert("sendgrid", [click, opened])
+    assert reason_codes(result.errors) == ["not_utf8"] and "\\ud83d" in result.errors[0][1]
+    _item_json(result.errors[0][0]).encode("utf-8")  # the dead letter's text can be written
+    assert types(result) == ["email.opened"] and result.events[0]["event_id"] == event_id_for("sendgrid", opened)
 
 
 def test_facebook_page_comment():

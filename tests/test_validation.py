@@ -41,6 +41,7 @@ def test_identities_are_normalised_and_time_parsed():
     (lambda e: e.update(event_type="consent.renewed"), "schema", "event_type"),
     (lambda e: e.update(occurred_at="2026-03-01T12:00:00"), "schema", "offset"),
     (lambda e: e.update(occurred_at="2026-02-30T12:00:00Z"), "schema", "RFC 3339"),
+    (lambda e: e.update(occurred_at="2026-03-01T12:00:00+05:99"), "schema", "occurred_at"),
     (lambda e: e.update(identities={}), "schema", "identities"),
     (lambda e: e.update(identities={"passport": "x"}), "schema", "identities"),
     (lambda e: e.update(identities={"email": "nobody"}), "identity", "email"),
@@ -65,6 +66,11 @@ def test_contract_violations_are_rejected_with_a_reason(mutate, code, words):
     (b"[1, 2]", "not_object"),
     (b"\xff\xfe\x00", "not_utf8"),
     (None, "empty"),
+    # NaN and Infinity are not JSON (RFC 8259), though Python's json reads them
+    (encode(_event(properties={"purpose": "marketing", "scope": "email"})).replace(b'"email"}', b'"email","x":NaN}'),
+     "not_json"),
+    (encode(_event(properties={"purpose": "marketing", "scope": "email"})).replace(b'"email"}', b'"email","x":-Infinity}'),
+     "not_json"),
 ])
 def test_undecodable_records_are_rejected(raw, code):
     with pytest.raises(Rejected) as info:
@@ -99,3 +105,36 @@ def test_schemas_share_the_envelope_instead_of_redeclaring_it():
         schema = json.loads((contracts_dir() / "events" / f"{et}.json").read_text())
         assert {"$ref": "envelope.json"} in schema["allOf"]
         assert "required" not in schema or schema["required"] == []
+
+
+# a JSON string may escape half of a UTF-16 pair (JavaScript cutting a text inside an emoji): valid UTF-8
+# and valid JSON, but not Unicode text: Arrow and DuckDB cannot write it
+CUT_EMOJI = (b'{"event_id":"11111111-1111-4111-8111-000000000002","event_type":"email.opened","channel":"email",'
+             b'"occurred_at":"2026-03-01T12:00:00Z","source":"t","identities":{"email":"a@b.com"},'
+             b'"properties":{"subject":"cut emoji \\ud83d"},"schema_version":1}')
+
+
+@pytest.mark.parametrize("fast", [True, False])
+def test_a_lone_surrogate_escape_is_a_dead_letter_and_its_batch_still_lands(tmp_path, fast):
+    import duckdb
+    import pyarrow as pa
+
+    from omnivue.config import Settings
+    from omnivue.ingester import Ingester
+    from omnivue.record_batches import POLLED_SCHEMA
+
+    with pytest.raises(Rejected) as info:
+        validate_record("interactions.email", CUT_EMOJI)
+    assert info.value.code == "not_utf8" and "\\ud83d" in info.value.reason
+    whole = CUT_EMOJI.replace(b"\\ud83d", b"\\ud83d\\ude00").replace(b"0002", b"0003")  # a whole pair is fine
+    assert validate_record("interactions.email", whole).event["properties"]["subject"] == "cut emoji \U0001F600"
+
+    ingester = Ingester(Settings(home=tmp_path, bootstrap="x", consumer_group="g", pseudonym_key="k"), fast_path=fast)
+    records = pa.Table.from_pydict({"topic": ["interactions.email"] * 2, "partition": [0, 0], "offset": [0, 1],
+                                    "timestamp": [0, 0], "key": [None, None], "value": [CUT_EMOJI, whole]},
+                                   schema=POLLED_SCHEMA)
+    # before: UnicodeEncodeError out of the batch's Arrow tables, the batch never landed, ingest stalled on it
+    checked = ingester._validate(duckdb.connect(), records)
+    assert checked.dead.num_rows == 1 and checked.dead.column("reason")[0].as_py().startswith("not_utf8")
+    assert checked.dead.column("offset")[0].as_py() == 0
+    assert sum(checked.landed_by_topic.values()) == 1

@@ -109,6 +109,21 @@ def validate_event(event: Any) -> ValidEvent:
     return ValidEvent(event=event, identities=identities, occurred_at=occurred_at)
 
 
+def _not_a_json_constant(name: str) -> Any:
+    """json.loads accepts NaN, Infinity and -Infinity, which are not JSON (RFC 8259): a strict
+    consumer of landed_events.properties would fail on them."""
+    raise ValueError(f"{name} is not a JSON value (RFC 8259)")
+
+
+def _lone_surrogate(event: Any) -> str | None:
+    """The first lone surrogate in a decoded event, as an escape (``\\ud83d``), or None."""
+    try:
+        json.dumps(event, ensure_ascii=False).encode("utf-8")
+    except UnicodeEncodeError as exc:
+        return exc.object[exc.start:exc.end].encode("unicode_escape").decode("ascii")
+    return None
+
+
 def validate_record(topic: str, value: bytes | None) -> ValidEvent:
     """Validate one Kafka record value read from ``topic``."""
     if value is None:
@@ -116,11 +131,16 @@ def validate_record(topic: str, value: bytes | None) -> ValidEvent:
     if len(value) > MAX_RECORD_BYTES:
         raise Rejected("too_large", f"record is {len(value)} bytes, the limit is {MAX_RECORD_BYTES}")
     try:
-        event = json.loads(value)
+        event = json.loads(value, parse_constant=_not_a_json_constant)
     except UnicodeDecodeError as exc:
         raise Rejected("not_utf8", str(exc)) from None
     except ValueError as exc:
         raise Rejected("not_json", str(exc)) from None
+    # JSON lets a string escape half of a UTF-16 pair ("\ud83d", a cut emoji); Python decodes it to a str
+    # that cannot be written as UTF-8 (Arrow, DuckDB): landing it would fail the whole batch, every time
+    surrogate = _lone_surrogate(event) if b"\\ud" in value or b"\\uD" in value else None
+    if surrogate:
+        raise Rejected("not_utf8", f"a string holds a lone UTF-16 surrogate escape ({surrogate}), which is not Unicode text")
     valid = validate_event(event)
     expected = topic_for(valid.event["event_type"])
     if expected != topic:

@@ -364,7 +364,12 @@ def _text(body: bytes) -> str:
 
 
 def _item_json(item: Any) -> str:
-    return json.dumps(item, ensure_ascii=False, default=str)
+    text = json.dumps(item, ensure_ascii=False, default=str)
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:  # a lone surrogate: keep it as its \\u escape, or DuckDB refuses the row
+        return json.dumps(item, ensure_ascii=True, default=str)
+    return text
 
 
 # --- entry points ---------------------------------------------------------------------------------

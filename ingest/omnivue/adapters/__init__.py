@@ -22,6 +22,7 @@ calls are in docs/adapters.md.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import math
@@ -30,7 +31,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any, Iterable, Mapping
 
-from ..envelope import make_event
+from ..envelope import encode, make_event
 from ..validation import Rejected, validate_event
 
 log = logging.getLogger(__name__)
@@ -99,7 +100,11 @@ def event_id_for(provider: str, item: Any, n: int = 0) -> str:
     n-th further event of one item (e.g. the consent event of an unsubscribe)
     adds ``#n`` so that it stays distinct and just as deterministic."""
     name = f"{provider}\n{canonical_json(item)}" + (f"\n#{n}" if n else "")
-    return str(uuid.uuid5(EVENT_ID_NAMESPACE, name))
+    try:
+        return str(uuid.uuid5(EVENT_ID_NAMESPACE, name))
+    except UnicodeEncodeError:  # a lone surrogate in the item: uuid5's own algorithm over its surrogatepass bytes
+        digest = hashlib.sha1(EVENT_ID_NAMESPACE.bytes + name.encode("utf-8", "surrogatepass")).digest()
+        return str(uuid.UUID(bytes=digest[:16], version=5))
 
 
 # --- field helpers (raise ItemError with a code) ------------------------------------------
@@ -187,7 +192,9 @@ def number(value: Any, name: str) -> float | int | None:
 
 # --- times -----------------------------------------------------------------------------------
 
-_MIN_EPOCH_S, _MAX_EPOCH_S = 0, 32_503_680_000  # 1970 .. 3000
+# 2000 .. 3000: an interaction before 2000 is a unit mix-up (epoch seconds read as milliseconds
+# land in January 1970), not a real event time
+_MIN_EPOCH_S, _MAX_EPOCH_S = 946_684_800, 32_503_680_000
 
 
 def from_epoch_seconds(value: Any, name: str = "timestamp") -> datetime:
@@ -219,10 +226,15 @@ def from_iso(value: Any, name: str = "timestamp") -> datetime:
         raise ItemError(f"missing_field: {name}")
     if not isinstance(value, str):
         raise ItemError(f"bad_time: {name} must be an ISO 8601 string, got {value!r}")
+    text = value.strip()
+    if text[-1:] == "z":  # RFC 3339 5.6 allows a lower-case Z (datetime.fromisoformat does not)
+        text = text[:-1] + "Z"
     try:
-        ts = datetime.fromisoformat(value.strip())
+        ts = datetime.fromisoformat(text)
     except ValueError:
         raise ItemError(f"bad_time: {name} is not an ISO 8601 time: {value!r}") from None
+    if not any(sep in text for sep in "Tt "):  # a date alone (2026-11-20, 2026-W47-5) is not an instant
+        raise ItemError(f"bad_time: {name} has no time of day: {value!r}")
     return ts if ts.tzinfo is not None else ts.replace(tzinfo=timezone.utc)
 
 
@@ -241,6 +253,11 @@ class Adapter:
 
     def convert_item(self, item: Any, context: Any) -> list[Draft]:
         raise NotImplementedError
+
+    def id_basis(self, item: Any) -> Any:
+        """What the event ids hash: the whole item, unless the provider has an id that is unique and
+        whose item may come back with changed counters (an X post re-read with new public_metrics)."""
+        return item
 
     def convert(self, payload: Any) -> AdapterResult:
         try:
@@ -279,13 +296,19 @@ class Adapter:
     def _event(self, item: Any, n: int, draft: Draft) -> dict[str, Any]:
         try:
             event = make_event(draft.event_type, draft.occurred_at, draft.source or self.source, draft.identities,
-                               draft.properties, event_id=event_id_for(self.name, item, n))
+                               draft.properties, event_id=event_id_for(self.name, self.id_basis(item), n))
         except ValueError as exc:
             raise ItemError(f"schema: {exc}") from None
         try:
             validate_event(event)
         except Rejected as rej:
             raise ItemError(rej.reason) from None
+        try:
+            encode(event)
+        except UnicodeEncodeError as exc:  # a lone surrogate copied from the item: it could never be published
+            bad = exc.object[exc.start:exc.end].encode("unicode_escape").decode("ascii")
+            raise ItemError(f"not_utf8: a string holds a lone UTF-16 surrogate ({bad}), which is not Unicode text") \
+                from None
         return event
 
 

@@ -51,13 +51,23 @@ class AmplitudeAdapter(Adapter):
                       "app_version": optional(item, "app_version"),
                       "platform": item["platform"].lower() if isinstance(item.get("platform"), str) else None})
         if etype == "mobile.purchase":
-            if str(item.get("revenueType") or "").lower() == "refund":
+            # HTTP V2 has top-level revenue fields; the SDKs (Revenue API) send them as event_properties
+            # $revenue, $price, $quantity, $productId, $revenueType, $currency; a spec "Order Completed"
+            # carries revenue / total in event_properties like Segment's
+            def field(top: str, prop: str) -> Any:
+                return item.get(top) if item.get(top) not in (None, "") else props.get(prop)
+
+            if str(field("revenueType", "$revenueType") or "").lower() == "refund":
                 raise Skip("refund: a refund has no canonical event type")
-            revenue = number(item.get("revenue"), "revenue")
-            price, quantity = number(item.get("price"), "price"), number(item.get("quantity"), "quantity")
+            revenue = number(field("revenue", "$revenue"), "revenue")
+            price, quantity = number(field("price", "$price"), "price"), number(field("quantity", "$quantity"), "quantity")
             amount = revenue if revenue is not None else (
                 price * (quantity if quantity is not None else 1) if price is not None else None)
-            extra = clean({"amount": amount, "product_id": optional(item, "productId"), "currency": props.get("currency")})
+            if amount is None:
+                amount = track_properties(etype, props, {}).get("amount")
+            product_id = field("productId", "$productId")
+            extra = clean({"amount": amount, "product_id": str(product_id) if product_id not in (None, "") else None,
+                           "currency": props.get("currency") or props.get("$currency")})
         elif etype == "mobile.screen_viewed":
             extra = clean({"screen": props.get("[Amplitude] Screen Name") or props.get("screen_name")
                            or props.get("name")})

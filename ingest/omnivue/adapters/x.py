@@ -45,6 +45,13 @@ class XAdapter(Adapter):
         by_id = {str(u["id"]): u for u in users if isinstance(u, dict) and u.get("id") is not None}
         return data, by_id
 
+    def id_basis(self, item: Any) -> Any:
+        # a post id is unique and its content immutable (an edit is a new post id); a post read again
+        # (overlapping searches, a re-run) comes back with other public_metrics / context_annotations
+        if isinstance(item, dict) and isinstance(item.get("id"), (str, int)) and not isinstance(item.get("id"), bool):
+            return {"x_post_id": str(item["id"])}
+        return item
+
     def convert_item(self, item: Any, users: dict[str, dict[str, Any]]) -> list[Draft]:
         if not isinstance(item, dict):
             raise ItemError(f"bad_type: a tweet is an object, got {type(item).__name__}")
