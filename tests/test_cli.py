@@ -26,6 +26,10 @@ def test_every_command_has_help(command):
     (["broker", "restart"], "invalid choice"),
     (["frobnicate"], "invalid choice"),
     (["ingest", "--batch-size", "-5"], "--batch-size"),
+    (["simulate", "--people", "2", "--bad-rate", "inf"], "finite"),
+    (["simulate", "--people", "2", "--bad-rate", "2"], "between 0 and 1"),
+    (["simulate", "--people", "2", "--dup-rate", "nan"], "finite"),
+    (["ingest", "--max-seconds", "nan"], "finite"),
 ])
 def test_bad_arguments_give_one_readable_line(args, words):
     proc = run_cli(*args)
@@ -123,3 +127,11 @@ def test_any_other_failure_keeps_its_traceback(monkeypatch):
     monkeypatch.setattr(cli, "cmd_simulate", command)
     with pytest.raises(ValueError, match="a bug"):
         cli.main(["simulate", "--people", "1"])
+
+
+def test_verify_before_the_first_run_says_so_in_one_line(omnivue_env):
+    proc = run_cli("verify", env=omnivue_env)
+    assert proc.returncode == 1
+    assert proc.stderr.strip().splitlines() == [proc.stderr.strip()], proc.stderr
+    assert "nothing to verify yet" in proc.stderr and "omnivue run" in proc.stderr
+    assert "Traceback" not in proc.stderr and "Catalog Error" not in proc.stderr + proc.stdout

@@ -13,6 +13,7 @@ from typing import Any, Callable, Sequence
 
 from . import __version__
 from .cli_types import non_negative_float as _non_negative_float
+from .cli_types import share
 from .cli_types import positive_int as _positive
 from .config import DEFAULT_BATCH_SIZE
 
@@ -131,9 +132,13 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 def cmd_verify(args: argparse.Namespace) -> int:
     from .config import load_settings
-    from .contract_checks import verify_all
+    from .contract_checks import missing_datasets, verify_all
 
     settings = load_settings()
+    missing = missing_datasets(settings)
+    if missing:
+        raise UserError(f"nothing to verify yet: the warehouse {settings.warehouse} has no {', '.join(missing[:4])}"
+                        f"{f' (+{len(missing) - 4} more)' if len(missing) > 4 else ''}; `omnivue run` builds them")
     report = verify_all(settings, run_id=args.run_id)
     print(report.render())
     return 0 if report.ok else 1
@@ -209,8 +214,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--people", type=_positive, required=True, help="how many people")
     s.add_argument("--days", type=_positive, default=30, help="days of history ending now (default 30)")
     s.add_argument("--seed", type=int, default=None, help="random seed (default: a fresh one)")
-    s.add_argument("--bad-rate", type=_non_negative_float, default=0.02, help="share of malformed records")
-    s.add_argument("--dup-rate", type=_non_negative_float, default=0.03, help="share of duplicate deliveries")
+    s.add_argument("--bad-rate", type=share, default=0.02, help="share of malformed records")
+    s.add_argument("--dup-rate", type=share, default=0.03, help="share of duplicate deliveries")
     s.add_argument("--crisis", action="store_true", help="plant a burst of negative mentions (an e-reputation "
                    "crisis) 2 hours before the end; its start goes to the truth file")
     s.add_argument("--crisis-posts", type=_positive, default=60, help="negative posts in the crisis (default 60)")

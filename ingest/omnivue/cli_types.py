@@ -4,6 +4,7 @@ readable line from argparse, never a traceback."""
 from __future__ import annotations
 
 import argparse
+import math
 
 
 def _number(text: str, kind: type, what: str) -> int | float:
@@ -22,8 +23,18 @@ def positive_int(text: str) -> int:
 
 def non_negative_float(text: str) -> float:
     value = float(_number(text, float, "a number"))
+    if not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f"expected a finite number, got {text!r}")
     if value < 0:
         raise argparse.ArgumentTypeError(f"must not be negative, got {value}")
+    return value
+
+
+def share(text: str) -> float:
+    """A proportion, 0 to 1."""
+    value = non_negative_float(text)
+    if value > 1:
+        raise argparse.ArgumentTypeError(f"a share is between 0 and 1, got {value}")
     return value
 
 

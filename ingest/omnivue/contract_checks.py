@@ -165,6 +165,22 @@ def verify_contract(path: Path, data_source_yaml: str, name: str, variables: dic
     return out
 
 
+def missing_datasets(settings: Settings, directory: Path | None = None) -> list[str]:
+    """The tables the contracts verify that the warehouse does not have (all of them when it does
+    not exist): before the first run, nothing is there to verify."""
+    wanted = []
+    for path in contract_files(directory):
+        for line in path.read_text(encoding="utf-8").splitlines():
+            if line.startswith("dataset:"):
+                wanted.append(line.split(":", 1)[1].strip().rsplit("/", 1)[-1])
+    if not settings.warehouse.exists():
+        return wanted
+    with session(settings.warehouse, read_only=True) as con:
+        present = {name for (name,) in con.execute(
+            "select table_name from information_schema.tables where table_schema = 'main'").fetchall()}
+    return [name for name in wanted if name not in present]
+
+
 def verify_all(settings: Settings, run_id: str | None = None, directory: Path | None = None) -> VerificationReport:
     """Verify every contract, then append every check's result to contract_results."""
     run_id = run_id or f"manual__{uuid.uuid4().hex[:12]}"
