@@ -31,3 +31,25 @@ def test_default_phone_region_is_configurable(monkeypatch):
 def test_unusable_values_raise(kind, raw):
     with pytest.raises(ValueError):
         normalize_identifier(kind, raw)
+
+
+@pytest.mark.parametrize("region, typed, placeholder", [
+    ("FR", "00 00 00 00 00", True),
+    ("FR", "01 23 45 67 89", True),
+    ("US", "1234567890", True),
+    ("US", "987-654-3210", True),
+    ("US", "000 000 0000", True),
+    ("FR", "06 12 34 56 78", False),
+    ("FR", "01 40 00 00 00", False),
+    ("US", "(415) 555-0100", False),
+    ("DE", "030 1234567", False),
+])
+def test_placeholder_phones_are_blocklisted_after_their_country_code(region, typed, placeholder):
+    # phones land in E.164, country code first: '00 00 00 00 00' typed in France is +33000000000, which
+    # a pattern for '0+' alone never matched, so strangers typing it in a form became one person
+    from omnivue.config import dbt_project_dir
+    from omnivue.identifiers import normalize_phone
+    from omnivue.reference import IdentityRules
+
+    rules = IdentityRules.from_dbt_project(dbt_project_dir() / "dbt_project.yml")
+    assert rules.is_blocklisted("phone", normalize_phone(typed, region)) is placeholder

@@ -60,7 +60,10 @@ def is_marketing_send(event: Mapping[str, Any]) -> bool:
     if etype not in MARKETING_SEND_SCOPE:
         return False
     if etype == "social.direct_message":
-        return (event.get("properties") or {}).get("direction") == "outbound"
+        # as the dbt project reads it (stg_landing__social_events.is_brand_sent, conservative): any
+        # spelling of 'outbound' (case, surrounding spaces) is a brand send
+        direction = (event.get("properties") or {}).get("direction")
+        return direction is not None and str(direction).strip(" ").lower() == "outbound"
     return True
 
 

@@ -68,11 +68,14 @@ def consent_records(events: Iterable[Event], person_of: Callable[[Event], str]) 
     for ev in events:
         if ev["channel"] != "consent":
             continue
+        person = person_of(ev)
+        if person is None:  # attributed to nobody (placeholder or shared identifiers only): grants nothing
+            continue
         props = ev["properties"]
         scopes = CHANNEL_SCOPES if props["scope"] == "all" else (props["scope"],)
         status = "granted" if ev["event_type"] == "consent.granted" else "withdrawn"
         for scope in scopes:
-            out.setdefault(person_of(ev), []).append(
+            out.setdefault(person, []).append(
                 ConsentRecord(ev["event_id"], event_time(ev), status, props["purpose"], scope))
     return out
 
@@ -105,7 +108,9 @@ def marketing_violations(events: Iterable[Event], person_of: Callable[[Event], s
     for ev in evs:
         if not is_marketing_send(ev):
             continue
-        rec = consent_at(records.get(person_of(ev), []), event_time(ev), "marketing", MARKETING_SEND_SCOPE[ev["event_type"]])
+        person = person_of(ev)  # None: an unattributed send never has consent
+        rec = None if person is None else consent_at(records.get(person, []), event_time(ev), "marketing",
+                                                     MARKETING_SEND_SCOPE[ev["event_type"]])
         result[str(ev["event_id"]).lower()] = rec is not None and rec.status == "granted"
     return result
 
