@@ -12,6 +12,8 @@ from omnivue.identifiers import normalize_identifier
     ("phone", "+33 6 12 34 56 78", "+33612345678"),
     ("phone", "06 12 34 56 78", "+33612345678"),
     ("phone", "0033612345678", "+33612345678"),
+    ("phone", "06\u202f12\u202f34\u202f56\u202f78", "+33612345678"),  # narrow no-break spaces
+    ("phone", "+33\u20096\u00a012\u200934 56 78", "+33612345678"),
     ("phone", "+1 (415) 555-0100", "+14155550100"),
     ("social_handle", "Twitter:@JaneDoe", "twitter:janedoe"),
     ("social_handle", " instagram:Jane.Doe ", "instagram:jane.doe"),

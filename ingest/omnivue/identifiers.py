@@ -51,8 +51,13 @@ def _normalize_phone(value: str, region: str) -> str:
     return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
 
 
+_SPACES = re.compile(r"\s")
+
+
 def normalize_phone(value: str, region: str | None = None) -> str:
-    return _normalize_phone(value.strip(), (region or default_region()).upper())
+    # any Unicode space is a separator: French typography groups digits with U+202F or U+00A0,
+    # which the phonenumbers library reads only in part
+    return _normalize_phone(_SPACES.sub(" ", value).strip(), (region or default_region()).upper())
 
 
 def normalize_handle(value: str) -> str:
