@@ -28,6 +28,12 @@ import pytest
 from kafka import KafkaConsumer, KafkaProducer
 
 from conftest import ROOT, free_port, run_cli
+from omnivue.compliance.erasure import erase_in_database
+from omnivue.compliance.matching import Identifier
+from omnivue.compliance.requests import queue_request
+from omnivue.compliance.store import ComplianceError
+from omnivue.compliance.subject import Seed, Subject, is_placeholder
+from omnivue.config import load_settings
 from pipeline_helpers import query
 
 pytestmark = pytest.mark.slow
@@ -523,3 +529,41 @@ def test_ingest_of_the_erased_persons_records_lands_nothing_of_them(world):
         for row in rows_as_text(wh, table):
             assert not any(n in row.lower() for n in NEEDLES)
     assert query(wh, "select sum(suppressed_records) from suppressed_identifiers")[0][0] == 3
+
+
+# --- placeholders and lists of event ids (no pipeline needed) ------------------------------------------
+
+
+@pytest.mark.parametrize("kind,value", [("phone", "+33000000000"), ("phone", "+33600000000"),
+                                        ("email", "noreply@example.org"), ("device_id", "ffffffff-ffff-ffff-ffff-ffffffffffff"),
+                                        ("device_id", "00000000-0000-0000-0000-000000000000")])
+def test_placeholders_of_the_patterns_are_placeholders(kind, value):
+    assert is_placeholder(Identifier(kind, value))
+
+
+def test_a_real_identifier_is_not_a_placeholder():
+    assert not is_placeholder(Identifier("phone", "+33612345678"))
+    assert not is_placeholder(Identifier("email", "ines.brown161@example.com"))
+
+
+def test_a_placeholder_is_neither_queued_nor_suppressed(tmp_path, monkeypatch):
+    # queuing an erasure suppresses its hash at once: a suppressed placeholder would drop, at ingest,
+    # every later record of everybody who carries it
+    monkeypatch.setenv("OMNIVUE_HOME", str(tmp_path / "home"))
+    settings = load_settings()
+    seed = Seed.from_value(settings.pseudonym_key, "device_id", "00000000-0000-0000-0000-000000000000")
+    with pytest.raises(ComplianceError, match="placeholder"):
+        queue_request(settings, "erasure", seed)
+    if settings.warehouse.exists():
+        with duckdb.connect(str(settings.warehouse), read_only=True) as con:
+            assert con.execute("select count(*) from suppressed_identifiers").fetchone()[0] == 0
+
+
+def test_erasure_deletes_rows_quoting_their_events():
+    con = duckdb.connect()
+    con.execute("create table ereputation_daily as select * from (values ('2026-11-15', 'a,e1,b', 'x | mine | y'), "
+                "('2026-11-16', 'a,b', 'x | y')) t(mention_date, top_negative_event_ids, top_negative_posts)")
+    subject = Subject(seeds=[], person_ids=["p_1"], event_ids=["e1"])
+    counts = erase_in_database(con, subject, "k")
+    assert counts["ereputation_daily"]["deleted"] == 1
+    assert con.execute("select mention_date from ereputation_daily").fetchall() == [("2026-11-16",)]

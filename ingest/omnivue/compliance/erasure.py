@@ -152,6 +152,8 @@ def _classify(column: str) -> str | None:
         return "person"
     if n == "event_id" or n.endswith("_event_id"):
         return "event"
+    if n.endswith("_event_ids"):  # a comma-separated list (ereputation_daily.top_negative_event_ids)
+        return "event_list"
     if n in IDENTIFIER_TYPES or n.endswith("identifier_value"):
         return "value"
     if "node_key" in n or n == "component_key":
@@ -203,7 +205,13 @@ def erase_in_database(con: duckdb.DuckDBPyConnection, subject: Subject, key: str
             conds, params = [], []
             for col, _ in cols:
                 kind = _classify(col)
-                if kind and keysets[kind]:
+                if kind == "event_list":
+                    # a row quoting one of their events (its id, and beside it the text they wrote) is theirs
+                    # too: deleted here; the next run rebuilds it without them (its inputs changed)
+                    if keysets["event"]:
+                        conds.append(f"list_has_any(?::varchar[], string_split(cast({_q(col)} as varchar), ','))")
+                        params.append(keysets["event"])
+                elif kind and keysets[kind]:
                     conds.append(f"list_contains(?::varchar[], cast({_q(col)} as varchar))")
                     params.append(keysets[kind])
             if conds:

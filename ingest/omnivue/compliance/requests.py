@@ -20,7 +20,8 @@ from ..config import Settings
 from ..warehouse import session
 from .erasure import erase_subject, erasure_notice, new_request_id, publish_notice, record_request
 from .store import ComplianceError, ensure_compliance_tables, fetch_dicts
-from .subject import Seed, access_document, document_summary, resolve_subject
+from .matching import Identifier
+from .subject import Seed, access_document, document_summary, is_placeholder, resolve_subject
 from .suppression import add_suppressions
 
 log = logging.getLogger(__name__)
@@ -67,6 +68,11 @@ def queue_request(settings: Settings, kind: str, seed: Seed, requested_by: str |
     """Queue an access or erasure request for the subject_requests DAG (hash only)."""
     if kind not in ("access", "erasure"):
         raise ValueError(kind)
+    if seed.value is not None and is_placeholder(Identifier(seed.type, seed.value)):
+        # refused now, not when served: queuing an erasure suppresses the hash at once, and a suppressed
+        # placeholder would drop every later record of everybody who carries it
+        raise ComplianceError(f"the {seed.type} given is a placeholder value (dbt vars identity_blocklist / "
+                              "identity_blocklist_patterns) shared by unrelated people: refusing to queue it")
     request_id = new_request_id(kind)
     now = datetime.now(timezone.utc)
     with session(settings.warehouse) as con:
@@ -108,6 +114,16 @@ def _set_status(settings: Settings, request_id: str, status: str, error: str | N
                     [status, error, request_id])
 
 
+def _lift_suppression(settings: Settings, request_id: str) -> None:
+    """A refused erasure suppresses nothing: drop what queuing it suppressed (unless a served erasure holds it too)."""
+    with session(settings.warehouse) as con:
+        n = con.execute("delete from suppressed_identifiers where request_id = ? returning identifier_hash",
+                        [request_id]).fetchall()
+    if n:
+        log.warning("erasure request %s refused: its %d suppressed identifier(s) are no longer suppressed",
+                    request_id, len(n))
+
+
 def serve_queue(settings: Settings, kind: str | None = None) -> list[Served]:
     """Serve every pending request (erasures first, then access), oldest first.
 
@@ -135,6 +151,8 @@ def serve_queue(settings: Settings, kind: str | None = None) -> list[Served]:
                                          f"request {rid}: access export written to {out}"))
             except ComplianceError as exc:
                 _set_status(settings, rid, "refused", str(exc))
+                if k == "erasure":
+                    _lift_suppression(settings, rid)
                 served.append(Served(rid, k, "refused", f"request {rid}: refused: {exc}"))
             except Exception as exc:  # retried next time
                 log.exception("request %s failed", rid)

@@ -87,24 +87,26 @@ class Subject:
 
 
 @lru_cache(maxsize=1)
+def identity_rules():
+    """The identity rules of dbt_project.yml: var identity_blocklist and identity_blocklist_patterns."""
+    from ..reference import IdentityRules
+
+    try:
+        return IdentityRules.from_dbt_project(dbt_project_dir() / "dbt_project.yml")
+    except Exception:  # the project file is the source; fall back to the obvious ones
+        return IdentityRules(blocklist=frozenset(["", "null", "none", "nil", "undefined", "anonymous", "unknown",
+                                                  "n/a", "0"]))
+
+
 def identity_blocklist() -> frozenset[str]:
     """dbt var identity_blocklist (placeholder values that are nobody's identifier)."""
-    try:
-        import yaml
-
-        data = yaml.safe_load((dbt_project_dir() / "dbt_project.yml").read_text())
-        values = data.get("vars", {}).get("identity_blocklist", [])
-    except Exception:  # the project file is the source; fall back to the obvious ones
-        values = ["", "null", "none", "nil", "undefined", "anonymous", "unknown", "n/a", "0"]
-    return frozenset(str(v).strip().lower() for v in values)
+    return identity_rules().blocklist
 
 
 def is_placeholder(ident: Identifier) -> bool:
-    blocked = identity_blocklist()
-    value = ident.value.strip().lower()
-    if value in blocked:
-        return True
-    return ident.type == "social_handle" and value.split(":", 1)[-1] in blocked
+    """A placeholder as dbt sees it (int_identity_nodes.is_blocklisted): a value of var identity_blocklist
+    or a whole-value match of var identity_blocklist_patterns ('+33000000000', 'noreply@...', 'ffff-...')."""
+    return identity_rules().is_blocklisted(ident.type, ident.value)
 
 
 def _hubs(con: duckdb.DuckDBPyConnection) -> set[str]:
@@ -153,7 +155,8 @@ def resolve_subject(con: duckdb.DuckDBPyConnection, key: str, seeds: list[Seed],
         values |= {Identifier(seed.type, seed.value)} if seed.value is not None else _values_for_hash(con, key, seed)
     for ident in values:
         if is_placeholder(ident):
-            raise ComplianceError(f"the {ident.type} given is a placeholder value (dbt var identity_blocklist) "
+            raise ComplianceError(f"the {ident.type} given is a placeholder value (dbt vars identity_blocklist / "
+                                  "identity_blocklist_patterns) "
                                   "shared by unrelated people: refusing to resolve it to a person")
     hubs = _hubs(con)
     for ident in values:
