@@ -55,6 +55,12 @@ def crafted_events() -> tuple[list[dict], list[dict], dict]:
         _ev("mobile.app_opened", t + timedelta(hours=2), {"device_id": "dev-chain", "email": "chain.one@example.net"}),
         _ev("mobile.app_opened", t + timedelta(hours=3), {"device_id": "dev-chain", "email": "chain.two@example.net"}),
     ]
+    # A customer linked to a 4th email (limit: 3): the link is refused, the 4th email is a person of its
+    # own, without events of its own (the identity.linked belongs to the customer)
+    before += [_ev("identity.linked", t + timedelta(hours=h), {"customer_id": "LIMIT-1", "email": f"limit.{h}@example.net"})
+               for h in (1, 2, 3, 4)]
+    before += [_ev("email.opened", t + timedelta(hours=5), {"email": f"limit.{h}@example.net"}, {"campaign_id": "c-3"})
+               for h in (1, 2, 3)]
     # Retroactive stitching: anonymous app use and a consent before the login (first batch) ...
     anon = {"anonymous_id": "anon-stitch", "device_id": "dev-stitch"}
     opened = [_ev("mobile.app_opened", t + timedelta(hours=h), anon, {"screen": "home"}) for h in (1, 2, 3)]
@@ -156,6 +162,21 @@ def test_a_chain_is_cut_by_the_per_person_limit(built):
     kinds = query(built["wh"], "select rejection_kind, person_id, other_person_id from identity_merge_rejections "
                                "where identifier_value = 'dev-chain'")
     assert kinds == [("limit_exceeded", one, two)]
+
+
+def test_a_person_without_events_of_their_own_is_in_the_view(built):
+    # the refused 4th email is a person whose only event belongs to the customer: customer_360 lists it with
+    # no events and no first / last seen (a not_null on those stopped every run before publish, for ever)
+    mine = warehouse_identity(built["wh"])
+    customer = mine["customer_id:LIMIT-1"]
+    assert {mine[f"email:limit.{h}@example.net"] for h in (1, 2, 3)} == {customer}
+    apart = mine["email:limit.4@example.net"]
+    assert apart != customer
+    assert query(built["wh"], "select n_events, first_seen_at, last_seen_at, lifecycle_stage from customer_360 "
+                              "where person_id = ?", [apart]) == [(0, None, None, "prospect")]
+    assert query(built["wh"], "select rejection_kind, person_id, other_person_id from identity_merge_rejections "
+                              "where other_identifier_value = 'limit.4@example.net'") == [
+        ("limit_exceeded", customer, apart)]
 
 
 def test_retroactive_stitching_reaches_every_earlier_interaction(built):
@@ -411,4 +432,5 @@ def test_customer_360_columns(built):
         where f.sentiment_label <> s.label or f.sentiment_score <> s.score""")[0]
     assert mismatch == 0
     truth = built["sim"].truth
-    assert query(wh, "select count(*) from customer_360")[0][0] == truth["persons"] + 3  # chain x2, stitch
+    # crafted persons: the chain x2, stitch, the customer LIMIT-1 and its 4th email kept apart
+    assert query(wh, "select count(*) from customer_360")[0][0] == truth["persons"] + 5
