@@ -135,3 +135,57 @@ def test_verify_before_the_first_run_says_so_in_one_line(omnivue_env):
     assert proc.stderr.strip().splitlines() == [proc.stderr.strip()], proc.stderr
     assert "nothing to verify yet" in proc.stderr and "omnivue run" in proc.stderr
     assert "Traceback" not in proc.stderr and "Catalog Error" not in proc.stderr + proc.stdout
+
+
+def test_publish_follows_the_latest_verification(omnivue_env):
+    # write, audit, publish: `omnivue publish` alone must not publish marts the latest verification rejected
+    from datetime import datetime, timezone
+    from pathlib import Path
+
+    from omnivue.config import load_settings
+    from omnivue.contract_checks import CheckResult, record_results
+
+    proc = run_cli("publish", env=omnivue_env)
+    assert proc.returncode == 1 and "nothing to publish yet" in proc.stderr and "Traceback" not in proc.stderr
+    settings = load_settings()
+    settings.warehouse.parent.mkdir(parents=True, exist_ok=True)
+    failed = CheckResult("customer_360", "customer_360", "n_channels: No invalid values", "invalid", "n_channels",
+                         "failed", 2.0, True)
+    record_results(settings, "manual__t1", datetime.now(timezone.utc), [failed])
+    proc = run_cli("publish", env=omnivue_env)
+    assert proc.returncode == 1 and proc.stderr.count("\n") == 1, proc.stderr
+    assert "publish blocked" in proc.stderr and "customer_360 / n_channels: No invalid values" in proc.stderr
+    assert not Path(settings.published).exists()
+
+
+def test_one_pipeline_run_at_a_time(omnivue_env):
+    # two runs would share the consumer group's partitions and neither ingest would ever be caught up
+    from omnivue.config import load_settings
+    from omnivue.pipeline import RunInProgress, single_run
+
+    settings = load_settings()
+    with single_run(settings):
+        with pytest.raises(RunInProgress, match="another pipeline run .* in progress"):
+            with single_run(settings):
+                pass
+    with single_run(settings):  # released with the first run
+        pass
+
+
+@pytest.mark.parametrize("command", [["simulate", "--people", "2"], ["ingest", "--until-caught-up"]])
+def test_an_unknown_default_phone_region_is_one_line_before_anything_runs(omnivue_env, command):
+    # a region phonenumbers does not know dead-lettered every national phone number (consent events too)
+    proc = run_cli(*command, env={**omnivue_env, "OMNIVUE_DEFAULT_PHONE_REGION": "France"})
+    assert proc.returncode == 1 and "Traceback" not in proc.stderr
+    assert proc.stderr.strip().splitlines() == ["omnivue: error: OMNIVUE_DEFAULT_PHONE_REGION='France' is not an ISO "
+                                                "3166 region code phonenumbers knows (e.g. FR, US, GB)"]
+
+
+def test_empty_settings_mean_the_defaults(monkeypatch):
+    from omnivue.config import DEFAULT_BOOTSTRAP, load_settings
+    from omnivue.identifiers import check_default_region
+
+    monkeypatch.setenv("OMNIVUE_KAFKA_BOOTSTRAP", "")
+    monkeypatch.setenv("OMNIVUE_DEFAULT_PHONE_REGION", "")
+    assert load_settings().bootstrap == DEFAULT_BOOTSTRAP
+    assert check_default_region() == "FR"

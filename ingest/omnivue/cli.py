@@ -146,9 +146,21 @@ def cmd_verify(args: argparse.Namespace) -> int:
 
 def cmd_publish(args: argparse.Namespace) -> int:
     from .config import load_settings
-    from .publish import publish_snapshot
+    from .publish import blocking_failures_of_latest_verification, publish_snapshot
 
     settings = load_settings()
+    if not settings.warehouse.exists():
+        raise UserError(f"nothing to publish yet: {settings.warehouse} does not exist; `omnivue run` builds, "
+                        "verifies and publishes it")
+    # write, audit, publish: only marts whose latest verification passed every blocking check
+    run_id, failed = blocking_failures_of_latest_verification(settings)
+    if run_id is None:
+        raise UserError("no contract verification recorded yet: run `omnivue verify` (or `omnivue run`) first")
+    if failed:
+        raise UserError(f"publish blocked: the latest contract verification ({run_id}) failed "
+                        f"{len(failed)} blocking check(s): {'; '.join(failed[:5])}"
+                        f"{f' (+{len(failed) - 5} more)' if len(failed) > 5 else ''}; the previous snapshot "
+                        "is unchanged; fix them and run `omnivue verify` again")
     path = publish_snapshot(settings)
     print(f"published {path}")
     return 0
@@ -333,14 +345,18 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     _setup_logging(args.verbose, load_settings())
     func: Callable[[argparse.Namespace], int] = args.func
+    from .identifiers import BadPhoneRegion, check_default_region
     from .kafka_io import BrokerUnavailable
+    from .pipeline import RunInProgress
     from .publish import SnapshotRejected
     from .query import QueryError
     from .warehouse import WarehouseBusy
 
     try:
+        check_default_region()
         return func(args)
-    except (UserError, BrokerUnavailable, WarehouseBusy, TimeoutError, QueryError, SnapshotRejected) as exc:
+    except (UserError, BadPhoneRegion, BrokerUnavailable, WarehouseBusy, TimeoutError, QueryError, SnapshotRejected,
+            RunInProgress) as exc:
         print(f"omnivue: error: {exc}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:

@@ -69,7 +69,7 @@ def load_settings() -> Settings:
     home = Path(os.environ.get("OMNIVUE_HOME", DEFAULT_HOME)).expanduser().resolve()
     return Settings(
         home=home,
-        bootstrap=os.environ.get("OMNIVUE_KAFKA_BOOTSTRAP", DEFAULT_BOOTSTRAP),
+        bootstrap=os.environ.get("OMNIVUE_KAFKA_BOOTSTRAP") or DEFAULT_BOOTSTRAP,  # empty: the default
         consumer_group=os.environ.get("OMNIVUE_CONSUMER_GROUP", "omnivue-ingest"),
         pseudonym_key=os.environ.get("OMNIVUE_PSEUDONYM_KEY", "omnivue-local-dev-key"),
         keep_raw=os.environ.get("OMNIVUE_INGEST_KEEP_RAW", "0") not in ("", "0", "false", "no"),

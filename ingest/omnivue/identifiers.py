@@ -30,7 +30,21 @@ _HANDLE = re.compile(r"^([a-z][a-z0-9_.-]*):@?([^\s:@][^\s:]*)$")
 
 def default_region() -> str:
     """The region of phone numbers written without a country code (OMNIVUE_DEFAULT_PHONE_REGION)."""
-    return os.environ.get("OMNIVUE_DEFAULT_PHONE_REGION", "FR").upper()
+    return (os.environ.get("OMNIVUE_DEFAULT_PHONE_REGION") or "FR").strip().upper()
+
+
+class BadPhoneRegion(ValueError):
+    """OMNIVUE_DEFAULT_PHONE_REGION is not a region phonenumbers knows."""
+
+
+def check_default_region() -> str:
+    """The default region, or :class:`BadPhoneRegion` when phonenumbers does not know it: checked
+    once at start, since a bad one would dead-letter every phone written without a country code."""
+    region = default_region()
+    if region not in phonenumbers.SUPPORTED_REGIONS:
+        raise BadPhoneRegion(f"OMNIVUE_DEFAULT_PHONE_REGION={os.environ.get('OMNIVUE_DEFAULT_PHONE_REGION')!r} is "
+                             "not an ISO 3166 region code phonenumbers knows (e.g. FR, US, GB)")
+    return region
 
 
 def normalize_email(value: str) -> str:

@@ -55,6 +55,7 @@ from . import fast_validation
 from .compliance.suppression import suppress_batch
 from .config import DEFAULT_BATCH_SIZE, Settings
 from .envelope import INPUT_TOPICS
+from .identifiers import check_default_region
 from .kafka_io import BrokerUnavailable, bootstrap_reachable, make_consumer
 from .progress import Progress
 from .record_batches import columnar
@@ -238,6 +239,7 @@ class Ingester:
 
     def __init__(self, settings: Settings, group_id: str | None = None, batch_size: int = DEFAULT_BATCH_SIZE,
                  batch_ms: int = 1000, topics: Iterable[str] = INPUT_TOPICS, fast_path: bool | None = None) -> None:
+        check_default_region()  # a bad one would dead-letter every national phone number
         self.settings = settings
         self.group_id = group_id or settings.consumer_group
         self.batch_size = batch_size
@@ -448,6 +450,7 @@ class Ingester:
         log.info("ingest: group %r, topics %s, bootstrap %s%s", self.group_id, ", ".join(self.topics),
                  self.settings.bootstrap, " (until caught up)" if until_caught_up else " (following)")
         last_submit = last_data = last_lag_log = time.monotonic()
+        shared_warned = False  # other members of the group hold some partitions (logged once)
         unreachable_since: float | None = None
         try:
             with streaming_interpreter(), Progress("ingest", unit="records", enabled=progress) as bar:
@@ -480,6 +483,13 @@ class Ingester:
                         last_submit = time.monotonic()
                     else:
                         self._collect()
+                    if until_caught_up and fetched_all and not self._all_partitions_assigned() \
+                            and now - start > 30 and not shared_warned:
+                        shared_warned = True
+                        log.warning("caught up on the %d partitions assigned here, but other members of group %r "
+                                    "hold the rest (another `omnivue ingest` or `omnivue run`?): this ingest "
+                                    "cannot finish until they leave the group", len(self._consumer.assignment()),
+                                    self.group_id)
                     if until_caught_up and fetched_all and self._all_partitions_assigned():
                         self._drain()  # everything up to the high-water marks is polled: land it, done
                         self.stats.lag = self.lag() or {}

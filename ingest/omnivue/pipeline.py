@@ -154,8 +154,38 @@ def _output_to(path: Path, enabled: bool = True) -> Iterator[int]:
             os.close(saved[1])
 
 
+class RunInProgress(RuntimeError):
+    """Another pipeline run holds the data directory."""
+
+
+@contextmanager
+def single_run(settings: Settings) -> Iterator[None]:
+    """Hold ``OMNIVUE_HOME/.run.lock`` for one run: two runs would share the consumer group's
+    partitions, and neither ingest could ever count itself caught up (each would wait for ever)."""
+    import fcntl
+
+    settings.home.mkdir(parents=True, exist_ok=True)
+    with open(settings.home / ".run.lock", "a+") as lock:
+        try:
+            fcntl.flock(lock.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            lock.seek(0)
+            raise RunInProgress(f"another pipeline run (`omnivue run` or `omnivue demo`, pid {lock.read().strip() or '?'}) "
+                                f"is in progress on {settings.home}: run one at a time") from None
+        lock.truncate(0)
+        lock.write(f"{os.getpid()}\n")
+        lock.flush()
+        yield  # the lock goes with the file
+
+
 def run_pipeline(settings: Settings, verbose: bool = False) -> RunOutcome:
-    """One DAG run; never raises for a failed task (the outcome says so)."""
+    """One DAG run; never raises for a failed task (the outcome says so). RunInProgress when
+    another run holds the data directory."""
+    with single_run(settings):
+        return _run_pipeline(settings, verbose)
+
+
+def _run_pipeline(settings: Settings, verbose: bool) -> RunOutcome:
     os.environ.update(airflow_environment(settings))
     settings.airflow_home.mkdir(parents=True, exist_ok=True)
     settings.warehouse.parent.mkdir(parents=True, exist_ok=True)

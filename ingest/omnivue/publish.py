@@ -114,6 +114,20 @@ def _verified_run_id(settings: Settings) -> str | None:
     return row[0] if row else None
 
 
+def blocking_failures_of_latest_verification(settings: Settings) -> tuple[str | None, list[str]]:
+    """The latest contract verification's run id and its failed blocking checks (``contract / check``);
+    (None, []) when no verification was recorded yet."""
+    run_id = _verified_run_id(settings)
+    if run_id is None:
+        return None, []
+    with session(settings.warehouse, read_only=True) as con:
+        rows = con.execute(
+            'select contract, "check" from contract_results where run_id = ? and blocking '
+            "and outcome in ('failed', 'error') and contract not like 'published_snapshot/%' order by 1, 2",
+            [run_id]).fetchall()
+    return run_id, [f"{c} / {k}" for c, k in rows]
+
+
 def publish_snapshot(settings: Settings, run_id: str | None = None) -> Path:
     """Build, verify (contracts/published/), then atomically replace the snapshot.
 
