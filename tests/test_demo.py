@@ -15,6 +15,9 @@ def test_demo_runs_end_to_end_and_matches_its_truth(omnivue_env):
         assert demo.returncode == 0, demo.stdout[-3000:] + demo.stderr[-3000:]
         out = demo.stdout
         assert "run:                SUCCEEDED" in out
+        landed = [line for line in out.splitlines() if line.startswith("this run landed:    ")]
+        assert len(landed) == 1 and int(landed[0].split()[3]) > 0, landed
+        assert "not verified" not in out and "contract checks:    passed " in out
         truth_lines = [line for line in out.splitlines() if line.strip().startswith(("persons ", "consent violations ",
                                                                                      "dead letters "))]
         assert len(truth_lines) == 3 and all(line.rstrip().endswith(" ok") for line in truth_lines), truth_lines

@@ -126,7 +126,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     wait_for_broker(settings, timeout_s=5)  # a clear one-line error instead of a failed ingest task
     outcome = run_pipeline(settings, verbose=args.verbose)
     print(outcome.render())
-    print(render(settings, collect(settings), ok=outcome.ok))
+    print(render(settings, collect(settings, run_id=outcome.run_id, since=outcome.started_at), ok=outcome.ok))
     return 0 if outcome.ok else 1
 
 

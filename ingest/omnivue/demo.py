@@ -29,6 +29,6 @@ def run_demo(people: int = 300, days: int = 30, seed: int | None = None, verbose
     print("3/3 pipeline: Airflow DAG customer_view (ingest -> dbt -> Soda contracts -> publish)")
     outcome = run_pipeline(settings, verbose=verbose)
     print(outcome.render())
-    print(render(settings, collect(settings), ok=outcome.ok))
+    print(render(settings, collect(settings, run_id=outcome.run_id, since=outcome.started_at), ok=outcome.ok))
     print("\nnext: `omnivue query \"select * from customer_360 limit 5\"`, `omnivue broker stop` when done")
     return 0 if outcome.ok else 1

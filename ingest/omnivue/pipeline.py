@@ -18,6 +18,7 @@ import threading
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Iterator
 
@@ -37,6 +38,7 @@ class RunOutcome:
     seconds: float = 0.0
     summary: str = ""
     log_file: Path | None = None
+    started_at: datetime | None = None
 
     def render(self) -> str:
         lines = [f"DAG {DAG_ID} run {self.run_id}: {self.state} in {self.seconds:.1f}s"]
@@ -191,6 +193,7 @@ def _run_pipeline(settings: Settings, verbose: bool) -> RunOutcome:
     settings.warehouse.parent.mkdir(parents=True, exist_ok=True)
     ensure_manifest(settings)
     start = time.monotonic()
+    started_at = datetime.now(timezone.utc)
 
     log_file = settings.logs_dir / f"airflow-{time.strftime('%Y%m%dT%H%M%S')}.log"
     log.info("running DAG %s in process; Airflow's log: %s", DAG_ID, log_file)
@@ -222,4 +225,4 @@ def _run_pipeline(settings: Settings, verbose: bool) -> RunOutcome:
             tasks = [(ti.task_id, str(ti.state), ti.duration) for ti in tis]
     state = str(dag_run.state)
     return RunOutcome(ok=state == "success", run_id=dag_run.run_id, state=state, tasks=tasks,
-                      seconds=time.monotonic() - start, log_file=None if verbose else log_file)
+                      seconds=time.monotonic() - start, log_file=None if verbose else log_file, started_at=started_at)

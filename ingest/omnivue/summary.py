@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from datetime import datetime, timezone
 from typing import Any
 
 from .config import Settings
@@ -12,8 +13,9 @@ EXAMPLE_QUERY = ("select lifecycle_stage, count(*) as people, round(avg(n_channe
                  "from customer_360 group by 1 order by 2 desc")
 
 
-def collect(settings: Settings, run_id: str | None = None) -> dict[str, Any]:
-    """Key figures from the warehouse (read-only)."""
+def collect(settings: Settings, run_id: str | None = None, since: datetime | None = None) -> dict[str, Any]:
+    """Key figures from the warehouse (read-only). ``run_id``: the contract results of that run only
+    (default: the latest recorded); ``since``: when the run started, for what it landed."""
     out: dict[str, Any] = {}
     with session(settings.warehouse, read_only=True) as con:
         def scalar(sql: str, params: list[Any] | None = None) -> Any:
@@ -22,7 +24,11 @@ def collect(settings: Settings, run_id: str | None = None) -> dict[str, Any]:
         if table_exists(con, "landed_events"):
             out["records_landed"] = scalar("select count(*) from landed_events")
             out["events"] = scalar("select count(distinct event_id) from landed_events")
+            if since is not None:
+                out["landed_this_run"] = scalar("select count(*) from landed_events where received_at >= ?", [since])
         if table_exists(con, "dead_letter"):
+            if since is not None:
+                out["dead_this_run"] = scalar("select count(*) from dead_letter where received_at >= ?", [since])
             out["dead_letters"] = scalar("select count(*) from dead_letter")
             out["dead_letter_reasons"] = dict(con.execute(
                 "select split_part(reason, ':', 1), count(*) from dead_letter group by 1 order by 2 desc").fetchall())
@@ -38,6 +44,8 @@ def collect(settings: Settings, run_id: str | None = None) -> dict[str, Any]:
                 "select scope, count(*) from marketing_audience group by 1 order by 1").fetchall())
         if table_exists(con, "contract_results"):
             rid = run_id or scalar("select run_id from contract_results order by checked_at desc limit 1")
+            if run_id is not None and not scalar("select count(*) from contract_results where run_id = ?", [run_id]):
+                rid = None  # the run stopped before its contracts
             out["contract_run"] = rid
             out["contract_outcomes"] = dict(con.execute(
                 "select outcome, count(*) from contract_results where run_id = ? group by 1 order by 1", [rid]).fetchall())
@@ -46,6 +54,8 @@ def collect(settings: Settings, run_id: str | None = None) -> dict[str, Any]:
                     'select contract, "check", outcome, "value", blocking from contract_results '
                     "where run_id = ? and outcome <> 'passed' order by blocking desc, contract", [rid]).fetchall()]
     out["published"] = str(settings.published) if settings.published.exists() else None
+    if out["published"]:
+        out["published_at"] = datetime.fromtimestamp(settings.published.stat().st_mtime, timezone.utc)
     return out
 
 
@@ -76,6 +86,10 @@ def render(settings: Settings, figures: dict[str, Any], ok: bool | None = None) 
     lines = ["", "omnivue run summary", "==================="]
     if ok is not None:
         lines.append(f"run:                {'SUCCEEDED' if ok else 'FAILED'}")
+    if "landed_this_run" in f:
+        lines.append(f"this run landed:    {f['landed_this_run']} records, {f.get('dead_this_run', 0)} dead letters")
+    if ok is False:
+        lines.append("(the figures below are the warehouse's as the failed run left it: not verified, not published)")
     lines.append(f"events landed:      {f.get('records_landed', 0)} records, {f.get('events', 0)} distinct events")
     reasons = ", ".join(f"{k} {v}" for k, v in (f.get("dead_letter_reasons") or {}).items())
     lines.append(f"dead letters:       {f.get('dead_letters', 0)}" + (f" ({reasons})" if reasons else ""))
@@ -86,7 +100,10 @@ def render(settings: Settings, figures: dict[str, Any], ok: bool | None = None) 
     audience = ", ".join(f"{k} {v}" for k, v in (f.get("audience") or {}).items())
     lines.append(f"marketing audience: {audience or 'nobody'}")
     outcomes = ", ".join(f"{k} {v}" for k, v in (f.get("contract_outcomes") or {}).items())
-    lines.append(f"contract checks:    {outcomes or 'not run'} (run {f.get('contract_run', '-')})")
+    if f.get("contract_run"):
+        lines.append(f"contract checks:    {outcomes or 'none'} (run {f['contract_run']})")
+    else:
+        lines.append("contract checks:    not run" + (" in this run" if "contract_run" in f else ""))
     for p in (f.get("contract_problems") or [])[:10]:
         value = "" if p["value"] is None else f" = {p['value']:g}"
         lines.append(f"  {'BLOCKING ' if p['blocking'] and p['outcome'] != 'warned' else ''}{p['outcome']}: "
@@ -95,7 +112,10 @@ def render(settings: Settings, figures: dict[str, Any], ok: bool | None = None) 
     if truth:
         lines.append("ground truth (simulator):")
         lines.extend(truth)
-    if f.get("published"):
+    if f.get("published") and ok is False:
+        at = f["published_at"].strftime("%Y-%m-%d %H:%M:%S UTC")
+        lines.append(f"published snapshot: unchanged, from an earlier run ({at}): {f['published']}")
+    elif f.get("published"):
         lines.append(f"published snapshot: {f['published']} (open it read-only)")
         lines.append("example query:")
         lines.append(f"  omnivue query \"{EXAMPLE_QUERY}\"")
