@@ -56,6 +56,7 @@ def collect(settings: Settings, run_id: str | None = None, since: datetime | Non
     out["published"] = str(settings.published) if settings.published.exists() else None
     if out["published"]:
         out["published_at"] = datetime.fromtimestamp(settings.published.stat().st_mtime, timezone.utc)
+        out["published_earlier"] = since is not None and out["published_at"] < since
     return out
 
 
@@ -112,7 +113,7 @@ def render(settings: Settings, figures: dict[str, Any], ok: bool | None = None) 
     if truth:
         lines.append("ground truth (simulator):")
         lines.extend(truth)
-    if f.get("published") and ok is False:
+    if f.get("published") and ok is False and f.get("published_earlier"):
         at = f["published_at"].strftime("%Y-%m-%d %H:%M:%S UTC")
         lines.append(f"published snapshot: unchanged, from an earlier run ({at}): {f['published']}")
     elif f.get("published"):
