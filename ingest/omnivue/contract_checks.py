@@ -22,7 +22,7 @@ from typing import Any, Callable
 import pyarrow as pa
 
 from .config import Settings, contracts_dir
-from .warehouse import session
+from .warehouse import session, table_exists
 
 os.environ.setdefault("SODA_CORE_TELEMETRY_ENABLED", "false")  # before soda_core is imported
 
@@ -176,9 +176,7 @@ def missing_datasets(settings: Settings, directory: Path | None = None) -> list[
     if not settings.warehouse.exists():
         return wanted
     with session(settings.warehouse, read_only=True) as con:
-        present = {name for (name,) in con.execute(
-            "select table_name from information_schema.tables where table_schema = 'main'").fetchall()}
-    return [name for name in wanted if name not in present]
+        return [name for name in wanted if not table_exists(con, name)]
 
 
 def verify_all(settings: Settings, run_id: str | None = None, directory: Path | None = None) -> VerificationReport:

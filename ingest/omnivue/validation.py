@@ -115,8 +115,9 @@ def _not_a_json_constant(name: str) -> Any:
     raise ValueError(f"{name} is not a JSON value (RFC 8259)")
 
 
-def _lone_surrogate(event: Any) -> str | None:
-    """The first lone surrogate in a decoded event, as an escape (``\\ud83d``), or None."""
+def lone_surrogate(event: Any) -> str | None:
+    """The first lone surrogate in a decoded event, as an escape (``\\ud83d``), or None: such a str
+    cannot be written as UTF-8 (Kafka, Arrow, DuckDB)."""
     try:
         json.dumps(event, ensure_ascii=False).encode("utf-8")
     except UnicodeEncodeError as exc:
@@ -138,7 +139,7 @@ def validate_record(topic: str, value: bytes | None) -> ValidEvent:
         raise Rejected("not_json", str(exc)) from None
     # JSON lets a string escape half of a UTF-16 pair ("\ud83d", a cut emoji); Python decodes it to a str
     # that cannot be written as UTF-8 (Arrow, DuckDB): landing it would fail the whole batch, every time
-    surrogate = _lone_surrogate(event) if b"\\ud" in value or b"\\uD" in value else None
+    surrogate = lone_surrogate(event) if b"\\ud" in value or b"\\uD" in value else None
     if surrogate:
         raise Rejected("not_utf8", f"a string holds a lone UTF-16 surrogate escape ({surrogate}), which is not Unicode text")
     valid = validate_event(event)

@@ -31,8 +31,8 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any, Iterable, Mapping
 
-from ..envelope import encode, make_event
-from ..validation import Rejected, validate_event
+from ..envelope import make_event
+from ..validation import Rejected, lone_surrogate, validate_event
 
 log = logging.getLogger(__name__)
 
@@ -303,12 +303,9 @@ class Adapter:
             validate_event(event)
         except Rejected as rej:
             raise ItemError(rej.reason) from None
-        try:
-            encode(event)
-        except UnicodeEncodeError as exc:  # a lone surrogate copied from the item: it could never be published
-            bad = exc.object[exc.start:exc.end].encode("unicode_escape").decode("ascii")
-            raise ItemError(f"not_utf8: a string holds a lone UTF-16 surrogate ({bad}), which is not Unicode text") \
-                from None
+        surrogate = lone_surrogate(event)  # copied from the item: the event could never be published
+        if surrogate:
+            raise ItemError(f"not_utf8: a string holds a lone UTF-16 surrogate ({surrogate}), which is not Unicode text")
         return event
 
 

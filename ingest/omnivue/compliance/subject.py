@@ -98,11 +98,6 @@ def identity_rules():
                                                   "n/a", "0"]))
 
 
-def identity_blocklist() -> frozenset[str]:
-    """dbt var identity_blocklist (placeholder values that are nobody's identifier)."""
-    return identity_rules().blocklist
-
-
 def is_placeholder(ident: Identifier) -> bool:
     """A placeholder as dbt sees it (int_identity_nodes.is_blocklisted): a value of var identity_blocklist
     or a whole-value match of var identity_blocklist_patterns ('+33000000000', 'noreply@...', 'ffff-...')."""
