@@ -49,7 +49,11 @@ def test_external_producer_gets_what_design_md_implies(broker):
     # Bob: talks on X, gets a DM before any consent; later links his handle to his phone and
     # consents; a DM exactly at the grant instant is fine; a grant and a withdrawal at the same
     # instant: the withdrawal wins, so the DM then breaks consent.
-    b_mention = ev("social.mention", at(0), {"social_handle": "x:@BobX"}, {"text": "hello"}, "x")
+    # an angry public post that quotes personal data, as real customers write them: the analysts'
+    # snapshot must not hold it, and it must not stop the publish either
+    complaint = ("Terrible, awful service!!! Charged twice, worst ever. Call me on +33 6 11 22 33 44 or "
+                 "+33611223344, mail Bob.X@Example.net, or DM x:@bobx")
+    b_mention = ev("social.mention", at(0), {"social_handle": "x:@BobX"}, {"text": complaint, "lang": "en"}, "x")
     b_dm_bad = ev("social.direct_message", at(1), {"social_handle": "x:bobx"}, {"direction": "outbound"}, "x")
     b_sms = ev("consent.granted", at(2), {"phone": "+33 6 11 22 33 44"}, {**mk, "scope": "sms"})
     b_link = ev("identity.linked", at(3), {"social_handle": "X:BobX", "phone": "06 11 22 33 44"})
@@ -109,6 +113,13 @@ def test_external_producer_gets_what_design_md_implies(broker):
     assert reasons[bad[0][1].decode()].startswith("not_json")
     assert "occurred_at" in reasons[bad[1][1].decode()]
     assert reasons[bad[4][1].decode()].startswith("wrong_topic")
+
+    snapshot = wh.parent / "published" / "customer_view.duckdb"
+    ((quoted,),) = query(snapshot, "select top_negative_posts from ereputation_daily where negative_mentions > 0")
+    assert "Charged twice" in quoted
+    for personal in ("Bob.X@Example.net", "+33 6 11 22 33 44", "+33611223344", "x:@bobx", "bobx"):
+        assert personal.lower() not in quoted.lower(), (personal, quoted)
+    assert quoted.count("[phone]") == 2 and "[email]" in quoted and "[handle]" in quoted, quoted
 
     (landed, distinct) = query(wh, "select count(*), count(distinct event_id) from landed_events")[0]
     assert (landed, distinct) == (len(in_order), len(in_order) - 1)

@@ -136,7 +136,7 @@ top_negative as (
         platform,
         lang,
         {{ dbt.listagg('ranked_negative.event_id', "','", 'order by negative_rank') }} as top_negative_event_ids,
-        {{ dbt.listagg("coalesce(replace(social_texts.text, ' | ', ' / '), '')", "' | '", 'order by negative_rank') }}
+        {{ dbt.listagg("coalesce(replace(" ~ redact_personal_data('social_texts.text') ~ ", ' | ', ' / '), '')", "' | '", 'order by negative_rank') }}
             as top_negative_posts
 
     from ranked_negative
