@@ -416,6 +416,42 @@ def test_a_snapshot_with_clear_personal_data_is_not_published(world, tmp_path, m
     assert dict(outcomes)["failed"] == 2 + bool(is_send) and dict(outcomes)["passed"] > 30
 
 
+def test_codes_and_counts_equal_to_an_identifier_do_not_block_the_snapshot(world, tmp_path, monkeypatch):
+    """Numeric customer ids (a shop's 12345) meet counts and numeric campaign ids (SendGrid's 12345);
+    campaigns like 'promo:summer' look like handles. None of them is personal data: the snapshot is
+    published. The same value in a text column that is not a code still blocks it."""
+    import shutil
+
+    from omnivue.config import load_settings
+    from omnivue.publish import SnapshotRejected, publish_snapshot
+
+    copy_home = tmp_path / "home"
+    (copy_home / "published").mkdir(parents=True)
+    shutil.copy(world["home"] / "warehouse.duckdb", copy_home / "warehouse.duckdb")
+    monkeypatch.setenv("OMNIVUE_HOME", str(copy_home))
+    monkeypatch.setenv("OMNIVUE_PSEUDONYM_KEY", KEY)
+    wh = copy_home / "warehouse.duckdb"
+    con = duckdb.connect(str(wh))
+    con.execute("update identity_map set identifier_value = '12345' where identifier_type = 'customer_id' and "
+                "identifier_value = (select min(identifier_value) from identity_map where identifier_type = 'customer_id')")
+    con.execute("update int_person_profile set n_events = 12345 where person_id = (select min(person_id) from int_person_profile)")
+    con.execute("update fct_interactions set campaign_id = case when event_id = (select min(event_id) from fct_interactions) "
+                "then '12345' else 'promo:summer' end where event_id in (select event_id from fct_interactions order by event_id limit 2)")
+    con.close()
+    publish_snapshot(load_settings(), run_id="codes")
+    snap = copy_home / "published" / "customer_view.duckdb"
+    assert query(snap, "select count(*) from fct_interactions where campaign_id in ('12345', 'promo:summer')") == [(2,)]
+    assert query(snap, "select count(*) from customer_360 where n_events = 12345") == [(1,)]
+
+    con = duckdb.connect(str(wh))
+    con.execute("update channel_engagement set channel = '12345' where person_id = (select min(person_id) from channel_engagement)")
+    con.close()
+    with pytest.raises(SnapshotRejected) as raised:
+        publish_snapshot(load_settings(), run_id="codes-leak")
+    assert {r.check for r in raised.value.report.blocking_failures()} == {
+        "channel_engagement: no identifier value from identity_map"}
+
+
 def test_erasure_leaves_no_trace_and_nothing_else_changes(world):
     env, home = world["env"], world["home"]
     wh, snap = home / "warehouse.duckdb", home / "published" / "customer_view.duckdb"
