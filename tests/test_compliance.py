@@ -506,6 +506,91 @@ def test_erasure_leaves_no_trace_and_nothing_else_changes(world):
     assert query(wh, "select count(*) from stg_landing__consent_events")[0][0] > 0
 
 
+def served_erasure(home: Path, identifier_type: str, value: str) -> tuple[str, datetime]:
+    rows = query(home / "warehouse.duckdb", "select request_id, served_at from subject_requests where kind = 'erasure' "
+                 "and status = 'served' and identifier_hash = ?", [keyed(identifier_type, value)])
+    assert len(rows) == 1, f"expected one served erasure of that {identifier_type}, found {rows}"
+    return rows[0]
+
+
+def utc(t: datetime) -> str:
+    return t.astimezone(timezone.utc).isoformat(timespec="seconds")
+
+
+def test_a_repeated_erasure_is_recorded_as_already_erased_and_does_nothing_again(world):
+    """Erin (erased above by her phone) asks again, by the same phone, then by her email: both requests are
+    recorded as already erased by the first one; the snapshot is not rewritten and no second notice goes out."""
+    env, home = world["env"], world["home"]
+    wh, snap = home / "warehouse.duckdb", home / "published" / "customer_view.duckdb"
+    first, served_at = served_erasure(home, "phone", ERIN["phone"])
+    snap_stat, snap_bytes = snap.stat(), snap.read_bytes()
+    notices_before = read_topic(env, "erasure")
+    requests_before = query(wh, "select count(*) from subject_requests")
+
+    dry = compliance_cli("subject", "erase", "--phone", SPELLED["phone"], "--dry-run", env=env)
+    assert dry.returncode == 0, dry.stdout + dry.stderr
+    assert f"already erased by request {first}" in dry.stdout and "nothing would be done again" in dry.stdout
+    assert query(wh, "select count(*) from subject_requests") == requests_before  # a dry run records nothing
+
+    again = compliance_cli("subject", "erase", "--phone", SPELLED["phone"], "--by", "dpo", "--why", "asked again",
+                           env=env)
+    assert again.returncode == 0, again.stdout + again.stderr
+    out = again.stdout
+    assert f"already erased by request {first} at {utc(served_at)}" in out, out
+    assert "nothing was done again" in out and "not in identity_map" not in out, out
+    (rid, status, person_ids, details, notice_at), = query(
+        wh, "select request_id, status, person_ids::varchar, details::varchar, notice_published_at "
+            "from subject_requests where kind = 'erasure' and identifier_hash = ? and request_id <> ?",
+        [keyed("phone", ERIN["phone"]), first])
+    assert rid in out and status == "already_erased" and notice_at is None
+    assert json.loads(person_ids) == [world["person_id"]]
+    earlier = json.loads(details)["already_erased_by"]
+    assert earlier["request_id"] == first and earlier["same_identifier"] is True
+    assert datetime.fromisoformat(earlier["served_at"]) == served_at
+    # nothing done again: the snapshot untouched, no second notice
+    assert (snap.stat().st_ino, snap.stat().st_mtime_ns) == (snap_stat.st_ino, snap_stat.st_mtime_ns)
+    assert snap.read_bytes() == snap_bytes
+    assert read_topic(env, "erasure") == notices_before
+
+    # another identifier of hers: its hash went to the suppression list with the first erasure
+    other = compliance_cli("subject", "erase", "--email", SPELLED["email"], env=env)
+    assert other.returncode == 0, other.stdout + other.stderr
+    assert (f"the email given was erased with person {world['person_id']} by request {first} "
+            f"(which named their phone) at {utc(served_at)}") in other.stdout, other.stdout
+    assert "nothing was done again" in other.stdout
+    assert query(wh, "select status from subject_requests where kind = 'erasure' and identifier_hash = ?",
+                 [keyed("email", ERIN["email"])]) == [("already_erased",)]
+    assert snap.stat().st_mtime_ns == snap_stat.st_mtime_ns and read_topic(env, "erasure") == notices_before
+    listed = compliance_cli("subject", "list", env=env).stdout
+    assert first in listed and rid in listed and listed.count("already_erased") == 2
+
+
+def test_a_queued_erasure_is_not_an_erasure_until_it_is_served(world):
+    """Queuing suppresses the hash at once, but erases nothing: an erasure asked meanwhile is done in full;
+    the queued request, served after it, is recorded as already erased by it."""
+    env, home = world["env"], world["home"]
+    email = "crowd.member5@example.net"
+    queued = compliance_cli("subject", "erase", "--email", email, "--queue", env=env)
+    assert queued.returncode == 0, queued.stderr
+    qid = queued.stdout.split("request ")[1].split(";")[0]
+    notices_before = len(read_topic(env, "erasure"))
+
+    now = compliance_cli("subject", "erase", "--email", email, env=env)
+    assert now.returncode == 0, now.stdout + now.stderr
+    assert "already erased" not in now.stdout and "no value left" in now.stdout, now.stdout
+    rid = now.stdout.split("request ")[1].split(":")[0]
+    assert query(home / "warehouse.duckdb", "select count(*) from identity_map where identifier_value = ?",
+                 [email]) == [(0,)]
+    assert len(read_topic(env, "erasure")) == notices_before + 1
+
+    served = compliance_cli("subject", "serve", env=env)
+    assert served.returncode == 0, served.stdout + served.stderr
+    assert f"request {qid}: already erased by request {rid}" in served.stdout, served.stdout
+    assert query(home / "warehouse.duckdb", "select status, notice_published_at from subject_requests "
+                 "where request_id = ?", [qid]) == [("already_erased", None)]
+    assert len(read_topic(env, "erasure")) == notices_before + 1
+
+
 @pytest.mark.parametrize("fast_path", [True, False], ids=["fast-path", "python-path"])
 def test_ingest_drops_records_of_an_erased_person(world, fast_path):
     """After the erasure her records (valid or malformed, any spelling) are suppressed in the landing
@@ -603,3 +688,51 @@ def test_erasure_deletes_rows_quoting_their_events():
     counts = erase_in_database(con, subject, "k")
     assert counts["ereputation_daily"]["deleted"] == 1
     assert con.execute("select mention_date from ereputation_daily").fetchall() == [("2026-11-16",)]
+
+
+def test_only_a_served_erasure_makes_an_identifier_already_erased(tmp_path):
+    """Queued (not served yet), refused (its suppression lifted) or served with values left: not erased."""
+    from omnivue.compliance.store import ensure_compliance_tables
+    from omnivue.compliance.suppression import add_suppressions, erased_by
+
+    con = duckdb.connect(str(tmp_path / "w.duckdb"))
+    ensure_compliance_tables(con)
+    t0 = datetime(2026, 1, 2, 3, 4, 5, tzinfo=timezone.utc)
+    for rid, status, named, hashes in [("era_served", "served", "h_phone", ["h_phone", "h_email"]),
+                                       ("era_queued", "queued", "h_queued", None),
+                                       ("era_residue", "served_with_residue", "h_left", ["h_left"]),
+                                       ("era_refused", "refused", "h_refused", None)]:
+        details = json.dumps({"identifiers": [{"type": "email", "hash": h} for h in hashes]}) if hashes else None
+        con.execute("insert into subject_requests (request_id, kind, identifier_type, identifier_hash, requested_at, "
+                    "status, served_at, person_ids, details) values (?, 'erasure', 'email', ?, ?, ?, ?, ?, ?)",
+                    [rid, named, t0, status, t0 if hashes else None, '["p_1"]', details])
+        if status != "refused":  # a refused erasure's suppression is lifted
+            add_suppressions(con, [("email", h) for h in hashes or [named]], rid)
+    found = erased_by(con, "h_email")
+    assert (found["request_id"], found["identifier_hash"], found["person_ids"]) == ("era_served", "h_phone", ["p_1"])
+    assert erased_by(con, "h_phone")["request_id"] == "era_served"
+    assert [erased_by(con, h) for h in ("h_queued", "h_left", "h_refused", "h_unknown")] == [None] * 4
+    con.execute("delete from suppressed_identifiers where identifier_hash = 'h_email'")
+    assert erased_by(con, "h_email") is None  # no longer suppressed: not erased as far as ingest goes
+
+
+def test_a_refused_erasure_keeps_the_suppressions_a_served_one_holds(tmp_path, monkeypatch):
+    from omnivue.compliance.requests import _lift_suppression
+    from omnivue.compliance.store import ensure_compliance_tables
+    from omnivue.compliance.suppression import add_suppressions
+
+    monkeypatch.setenv("OMNIVUE_HOME", str(tmp_path / "home"))
+    settings = load_settings()
+    settings.warehouse.parent.mkdir(parents=True)
+    t0 = datetime(2026, 1, 2, tzinfo=timezone.utc)
+    with duckdb.connect(str(settings.warehouse)) as con:
+        ensure_compliance_tables(con)
+        # queued first (it owns both rows), then a served erasure of the same person covering one of them
+        add_suppressions(con, [("email", "h_a"), ("phone", "h_b")], "era_queued")
+        con.execute("insert into subject_requests (request_id, kind, identifier_type, identifier_hash, requested_at, "
+                    "status, served_at, details) values ('era_served', 'erasure', 'email', 'h_a', ?, 'served', ?, ?)",
+                    [t0, t0, json.dumps({"identifiers": [{"type": "email", "hash": "h_a"}]})])
+    _lift_suppression(settings, "era_queued")
+    with duckdb.connect(str(settings.warehouse), read_only=True) as con:
+        assert con.execute("select identifier_hash, request_id from suppressed_identifiers").fetchall() == [
+            ("h_a", "era_served")]

@@ -203,7 +203,7 @@ def _cmd_serve(args: argparse.Namespace) -> int:
     for s in served:
         print(s.summary)
     print(f"served {len(served)} requests" if served else "no queued request")
-    return 0 if all(s.status in ("served", "not_found", "refused") for s in served) else 1
+    return 0 if all(s.status in ("served", "already_erased", "not_found", "refused") for s in served) else 1
 
 
 def _cmd_list(args: argparse.Namespace) -> int:

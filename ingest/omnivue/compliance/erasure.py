@@ -28,6 +28,13 @@ the first step to the last, so neither ingest nor publish interleaves):
    pending and ``omnivue subject serve`` / the ``subject_requests`` DAG
    retries it.
 
+A repeated request (the identifier was erased by an earlier erasure that was
+served, and is still suppressed; see ``suppression.erased_by``) that finds
+nothing held and no value left in the verification scan is recorded as
+``already_erased``, pointing at the earlier request, and nothing is done again:
+no database or file rewritten, no second notice. If anything of theirs turned
+up again, it is erased in full as above.
+
 Kafka topics may still hold the person's old records: the local broker cannot
 delete records. Re-ingesting them is prevented by the suppression list.
 """
@@ -52,7 +59,7 @@ from ..warehouse import session
 from .matching import IDENTIFIER_TYPES, Matcher
 from .store import AUDIT_TABLES, ComplianceError, ensure_compliance_tables
 from .subject import DEFAULT_MAX_IDENTIFIERS, Seed, Subject, resolve_subject
-from .suppression import add_suppressions
+from .suppression import add_suppressions, erased_by
 
 log = logging.getLogger(__name__)
 
@@ -84,10 +91,20 @@ class ErasureResult:
     files: dict[str, dict[str, Any]] = field(default_factory=dict)
     verification: dict[str, Any] = field(default_factory=dict)
     notice: dict[str, Any] = field(default_factory=dict)
+    #: the earlier served erasure that already erased the identifier (see :func:`erased_before`), when nothing
+    #: was done again
+    already_erased: dict[str, Any] | None = None
 
     @property
     def clean(self) -> bool:
         return not self.verification.get("file_hits") and not self.verification.get("table_hits")
+
+    @property
+    def status(self) -> str:
+        """The request's status in ``subject_requests`` once served."""
+        if self.already_erased:
+            return "already_erased"
+        return "served" if self.clean else "served_with_residue"
 
     def details(self, key: str) -> dict[str, Any]:
         """What was erased where: counts and keyed hashes, never a value."""
@@ -97,9 +114,30 @@ class ErasureResult:
             "found": self.subject.found, "notes": self.subject.notes, "suppression": {"added": self.suppressed_new},
             "warehouse": self.warehouse, "snapshot": self.snapshot, "databases": self.databases,
             "files": self.files, "verification": self.verification, "notice": self.notice,
-        }
+        } | ({"already_erased_by": self.already_erased} if self.already_erased else {})
+
+    def _render_already_erased(self) -> str:
+        e, seed = self.already_erased or {}, self.subject.seeds[0]
+        at = datetime.fromisoformat(e["served_at"]).isoformat(timespec="seconds")
+        if e["same_identifier"]:
+            what = f"already erased by request {e['request_id']} at {at} (the {seed.type} given is the one it named)"
+        else:
+            persons = ", ".join(e["person_ids"])
+            what = (f"already erased: the {seed.type} given was erased" + (f" with person {persons}" if persons else "")
+                    + f" by request {e['request_id']} (which named their {e['identifier_type']}) at {at}")
+        done = ("nothing would be done again" if self.dry_run else
+                "nothing was done again (no snapshot, database or file rewritten, no second erasure notice)")
+        v = self.verification
+        lines = [f"request {self.request_id}: {what}: {done}",
+                 f"  checked again: {v.get('files_scanned', 0)} files and {v.get('tables_scanned', 0)} tables "
+                 "scanned, no value left"]
+        if not self.dry_run:
+            lines.append(f"  recorded in subject_requests as already_erased, pointing at {e['request_id']}")
+        return "\n".join(lines)
 
     def render(self) -> str:
+        if self.already_erased:
+            return self._render_already_erased()
         verb = "would erase" if self.dry_run else "erased"
         s = self.subject
         lines = [f"request {self.request_id}: {verb} {len(s.identifiers)} identifiers of {len(s.person_ids)} "
@@ -446,6 +484,17 @@ def send_notice(settings: Settings, request_id: str, hashes: list[tuple[str, str
 
 # --- the whole erasure -------------------------------------------------------------------------
 
+def erased_before(con: duckdb.DuckDBPyConnection, seeds: list[Seed]) -> dict[str, Any] | None:
+    """The served erasure that already erased every identifier the request names (the first one's), or None."""
+    found = [erased_by(con, s.hash) for s in seeds]
+    if not found or not all(found):
+        return None
+    e = found[0]
+    return {"request_id": e["request_id"], "identifier_type": e["identifier_type"],
+            "served_at": datetime.fromisoformat(e["served_at"]).astimezone(timezone.utc).isoformat(),
+            "same_identifier": e["identifier_hash"] == seeds[0].hash, "person_ids": e.get("person_ids") or []}
+
+
 def erase_subject(settings: Settings, seeds: list[Seed], requested_by: str | None = None, reason: str | None = None,
                   request_id: str | None = None, dry_run: bool = False,
                   max_identifiers: int = DEFAULT_MAX_IDENTIFIERS) -> ErasureResult:
@@ -464,6 +513,23 @@ def erase_subject(settings: Settings, seeds: list[Seed], requested_by: str | Non
                 ensure_compliance_tables(con)
             subject = resolve_subject(con, key, seeds, max_identifiers=max_identifiers)
             result = ErasureResult(request_id, subject, dry_run=dry_run)
+            earlier = erased_before(con, seeds)
+            if earlier is not None:
+                # asked again: done already, unless something of theirs turned up since (checked under the lock)
+                verification = {} if subject.found else verify_erased(settings, subject, key)
+                if not subject.found and not verification["file_hits"] and not verification["table_hits"]:
+                    result.already_erased, result.verification = earlier, verification
+                    subject.notes.clear()  # "not in identity_map yet": it was, until the earlier erasure
+                    result.notice = {"topic": ERASURE_TOPIC, "published": False,
+                                     "not_sent": f"already erased by request {earlier['request_id']}, whose notice "
+                                                 "named these identifiers"}
+                    if not dry_run:
+                        record_request(con, request_id, "erasure", seeds[0], requested_by, reason, result.status,
+                                       now, person_ids=earlier["person_ids"], details=result.details(key),
+                                       served=True)
+                    return result
+                subject.notes.append(f"already erased by request {earlier['request_id']} at {earlier['served_at']}, "
+                                     "but values of theirs were found again: erased again")
             matcher = subject.matcher
             if dry_run:
                 result.warehouse = erase_in_database(con, subject, key, apply=False)
@@ -503,9 +569,8 @@ def erase_subject(settings: Settings, seeds: list[Seed], requested_by: str | Non
                 Path(f"{fresh}.wal").unlink(missing_ok=True)
     result.verification = verify_erased(settings, subject, key)
     result.notice = send_notice(settings, request_id, subject.hashes(key), subject.person_ids, now)
-    status = "served" if result.clean else "served_with_residue"
     with session(settings.warehouse) as con:
-        record_request(con, request_id, "erasure", seeds[0], requested_by, reason, status,
+        record_request(con, request_id, "erasure", seeds[0], requested_by, reason, result.status,
                        datetime.now(timezone.utc), person_ids=subject.person_ids, details=result.details(key),
                        served=True)
         if result.notice.get("published"):

@@ -195,6 +195,10 @@ def _details_summary(details: dict[str, Any] | None, kind: str) -> str:
         sections = details.get("sections", {})
         return ", ".join(f"{k} {v}" for k, v in sections.items() if v) or "nothing held"
     parts = []
+    earlier = details.get("already_erased_by")
+    if earlier:
+        parts.append(f"already erased by request {earlier.get('request_id')} ({_ts(earlier.get('served_at'))}): "
+                     "nothing done again")
     wh = details.get("warehouse") or {}
     if wh:
         parts.append("warehouse: " + ", ".join(f"{t} {c.get('deleted', 0)}" for t, c in sorted(wh.items())))
@@ -324,12 +328,15 @@ def render(data: dict[str, Any]) -> str:
     def req_rows(reqs: list[dict[str, Any]], erasure: bool) -> list[list[str]]:
         rows = []
         for r in reqs:
-            status_cls = "ok" if r["status"] in ("served", "not_found") else ("warn" if r["status"] in ("queued", "in_progress") else "bad")
+            status_cls = "ok" if r["status"] in ("served", "already_erased", "not_found") else (
+                "warn" if r["status"] in ("queued", "in_progress") else "bad")
             row = [_td(r["request_id"], "mono"), _td(r["identifier_type"]),
                    _td((r["identifier_hash"] or "")[:16] + "…", "mono"), _td(r["requested_by"]), _td(r["reason"]),
                    _td(_ts(r["requested_at"])), _td(_ts(r["served_at"])), _td(r["status"], status_cls),
                    _td(", ".join(r.get("person_ids") or []), "mono"), _td(_details_summary(r.get("details"), r["kind"]))]
-            if erasure:
+            if erasure and r["status"] == "already_erased":
+                row.append(_td("not sent again (the earlier request's)"))
+            elif erasure:
                 row.append(_td(_ts(r["notice_published_at"]) or "pending", "" if r["notice_published_at"] else "warn"))
             rows.append(row)
         return rows

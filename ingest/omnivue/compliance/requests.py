@@ -22,7 +22,7 @@ from .erasure import erase_subject, erasure_notice, new_request_id, publish_noti
 from .store import ComplianceError, ensure_compliance_tables, fetch_dicts
 from .matching import Identifier
 from .subject import Seed, access_document, document_summary, is_placeholder, resolve_subject
-from .suppression import add_suppressions
+from .suppression import add_suppressions, erased_by
 
 log = logging.getLogger(__name__)
 
@@ -115,13 +115,23 @@ def _set_status(settings: Settings, request_id: str, status: str, error: str | N
 
 
 def _lift_suppression(settings: Settings, request_id: str) -> None:
-    """A refused erasure suppresses nothing: drop what queuing it suppressed (unless a served erasure holds it too)."""
+    """A refused erasure suppresses nothing: drop what queuing it suppressed (unless a served erasure holds it too:
+    the row then points at that erasure)."""
+    lifted = 0
     with session(settings.warehouse) as con:
-        n = con.execute("delete from suppressed_identifiers where request_id = ? returning identifier_hash",
-                        [request_id]).fetchall()
-    if n:
+        for (h,) in con.execute("select identifier_hash from suppressed_identifiers where request_id = ?",
+                                [request_id]).fetchall():
+            held = erased_by(con, h)
+            if held:
+                con.execute("update suppressed_identifiers set request_id = ? where identifier_hash = ? "
+                            "and request_id = ?", [held["request_id"], h, request_id])
+            else:
+                con.execute("delete from suppressed_identifiers where identifier_hash = ? and request_id = ?",
+                            [h, request_id])
+                lifted += 1
+    if lifted:
         log.warning("erasure request %s refused: its %d suppressed identifier(s) are no longer suppressed",
-                    request_id, len(n))
+                    request_id, lifted)
 
 
 def serve_queue(settings: Settings, kind: str | None = None) -> list[Served]:
@@ -142,7 +152,7 @@ def serve_queue(settings: Settings, kind: str | None = None) -> list[Served]:
                 if k == "erasure":
                     result = erase_subject(settings, [seed], requested_by=req.get("requested_by"),
                                            reason=req.get("reason"), request_id=rid)
-                    served.append(Served(rid, k, "served" if result.clean else "served_with_residue", result.render()))
+                    served.append(Served(rid, k, result.status, result.render()))
                 else:
                     out = Path(req["output_path"]) if req.get("output_path") else default_export_path(settings, rid)
                     _, doc = export_subject(settings, [seed], out=out, requested_by=req.get("requested_by"),

@@ -28,7 +28,7 @@ from typing import Iterable, Mapping
 import duckdb
 
 from .matching import IDENTIFIER_TYPES, Identifier, extract_identifiers, identifier_hash
-from .store import ensure_compliance_tables, table_exists
+from .store import ensure_compliance_tables, fetch_dicts, table_exists
 
 log = logging.getLogger(__name__)
 
@@ -43,6 +43,23 @@ def add_suppressions(con: duckdb.DuckDBPyConnection, hashes: Iterable[tuple[str,
     con.executemany("insert or ignore into suppressed_identifiers (identifier_type, identifier_hash, request_id, reason, "
                     "suppressed_at) values (?, ?, ?, ?, ?)", [(t, h, request_id, reason, now) for t, h in pairs])
     return con.execute("select count(*) from suppressed_identifiers").fetchone()[0] - before
+
+
+def erased_by(con: duckdb.DuckDBPyConnection, identifier_hash: str) -> dict | None:
+    """The earliest served erasure that erased this identifier, while it is still suppressed; else None.
+
+    It erased it when it named it or resolved the person to it (the keyed hashes its request recorded: every
+    identifier of the person). Only status ``served`` counts: a queued erasure has suppressed the hash but erased
+    nothing yet, a refused one lifted its suppression, one served with values left did not finish."""
+    if not (table_exists(con, "subject_requests") and table_exists(con, "suppressed_identifiers")):
+        return None
+    rows = fetch_dicts(con, "select request_id, identifier_type, identifier_hash, served_at, person_ids "
+                            "from subject_requests where kind = 'erasure' and status = 'served' "
+                            "and exists (select 1 from suppressed_identifiers where identifier_hash = ?) "
+                            "and (identifier_hash = ? "
+                            "     or list_contains(json_extract_string(details, '$.identifiers[*].hash'), ?)) "
+                            "order by served_at, request_id limit 1", [identifier_hash] * 3)
+    return rows[0] if rows else None
 
 
 def load_suppressed(con: duckdb.DuckDBPyConnection) -> set[str]:
