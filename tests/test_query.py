@@ -8,6 +8,7 @@ from pathlib import Path
 import duckdb
 import pytest
 
+from conftest import run_cli
 from omnivue.config import load_settings
 from omnivue.query import QueryError, run_query
 
@@ -47,3 +48,15 @@ def test_query_shows_every_column(settings):
     columns = ", ".join(f"'value {i}' as column_{i:02d}" for i in range(14))
     out = run_query(settings, f"select {columns}")
     assert all(f"column_{i:02d}" in out for i in range(14)) and "value 13" in out
+
+
+def test_query_runs_one_statement_only(settings):
+    """Two statements ran both and printed the last: a silently partial answer (or a write first)."""
+    proc = run_cli("query", "select count(*) from customer_360; select 2")
+    assert proc.returncode == 1 and "Traceback" not in proc.stderr
+    assert proc.stderr.strip().splitlines() == ["omnivue: error: omnivue query runs one statement; got 2"]
+    assert proc.stdout == ""
+    # DuckDB's parser counts them: a ';' in a string and a trailing ';' are one statement
+    proc = run_cli("query", "select count(*) as n, 'a;b' as s from customer_360;")
+    assert proc.returncode == 0, proc.stderr
+    assert "120" in proc.stdout and "a;b" in proc.stdout

@@ -22,6 +22,11 @@ def run_query(settings: Settings, sql: str, warehouse: bool = False, limit: int 
     if not sql.strip().strip(";").strip():
         raise QueryError("no SQL given, e.g. omnivue query \"select * from customer_360 limit 5\"")
     try:
+        # DuckDB's parser counts: a ';' in a string literal or a trailing ';' does not make two. Several
+        # would all run and only the last be shown (a partial answer, or a write before it)
+        statements = len(duckdb.extract_statements(sql))
+        if statements > 1:
+            raise QueryError(f"omnivue query runs one statement; got {statements}")
         with session(path, read_only=True) as con:
             # read-only means the file system too: no COPY ... TO, no ATTACH of the warehouse (clear-text
             # identifiers), no read_csv('/any/file'); it cannot be switched back on in this connection
