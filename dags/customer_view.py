@@ -60,9 +60,15 @@ def customer_view() -> None:
     @task(retries=3, retry_delay=timedelta(seconds=15))
     def ingest() -> dict:
         """Consume every input topic until the group has no lag."""
-        from omnivue.ingester import Ingester
+        from airflow.sdk.exceptions import AirflowFailException
 
-        stats = Ingester(load_settings()).run(until_caught_up=True, max_seconds=3600, progress=False)
+        from omnivue.ingester import Ingester
+        from omnivue.kafka_io import GroupShared
+
+        try:
+            stats = Ingester(load_settings()).run(until_caught_up=True, max_seconds=3600, progress=False)
+        except GroupShared as exc:  # it already waited for the other consumer to leave: a retry would wait again
+            raise AirflowFailException(str(exc)) from None
         return stats.as_dict()
 
     @task(retries=1)

@@ -6,6 +6,9 @@ import os
 import socket
 import subprocess
 import sys
+import threading
+import time
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator
 
@@ -50,6 +53,46 @@ def broker(omnivue_env: dict[str, str]) -> Iterator[dict[str, str]]:
         yield omnivue_env
     finally:
         broker_mod.stop(settings)
+
+
+@contextmanager
+def other_group_member(settings, keep_polling: bool) -> Iterator[list[set]]:
+    """A second real kafka-python consumer in ingest's group, subscribed to the input topics, that
+    holds every partition once it joined. ``keep_polling``: it goes on polling (another ingester
+    running), so it gives up part of them when someone joins; otherwise it stops polling (busy or
+    stuck) and keeps them all. Yields its assignments so far, oldest first."""
+    from omnivue.envelope import INPUT_TOPICS
+    from omnivue.kafka_io import make_consumer
+
+    consumer = make_consumer(settings, settings.consumer_group, client_id="other-member")
+    consumer.subscribe(list(INPUT_TOPICS))
+    held: list[set] = []
+
+    def poll() -> None:
+        consumer.poll(timeout_ms=200)
+        if consumer.assignment() != (held[-1] if held else set()):
+            held.append(set(consumer.assignment()))
+
+    deadline = time.monotonic() + 30
+    while len(held[-1] if held else ()) < 4 * len(INPUT_TOPICS) and time.monotonic() < deadline:
+        poll()
+    assert held and len(held[-1]) == 4 * len(INPUT_TOPICS), "the other member got no partitions"
+    stop = threading.Event()
+
+    def follow() -> None:
+        while not stop.is_set():
+            poll()
+
+    poller = threading.Thread(target=follow, daemon=True)
+    if keep_polling:
+        poller.start()
+    try:
+        yield held
+    finally:
+        stop.set()
+        if keep_polling:
+            poller.join(timeout=10)
+        consumer.close(autocommit=False)
 
 
 def run_cli(*args: str, env: dict[str, str] | None = None, timeout: float = 900) -> subprocess.CompletedProcess:

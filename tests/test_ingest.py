@@ -184,6 +184,27 @@ def test_ingest_waits_for_an_unreachable_broker_then_lands(omnivue_env):
         broker_mod.stop(settings)
 
 
+def test_ingest_until_caught_up_fails_when_another_member_keeps_every_partition(broker):
+    """A member of the group that holds every partition and stops polling (busy, stuck) never lets
+    the group rebalance: ingest got no partition and waited until --max-seconds, or for ever. It
+    waits a bounded time for the member to leave, then says what holds it, in one line."""
+    from conftest import other_group_member, run_cli
+
+    with other_group_member(load_settings(), keep_polling=False) as held:
+        start = time.monotonic()
+        proc = run_cli("ingest", "--until-caught-up", "-q", env={"OMNIVUE_INGEST_GROUP_WAIT_SECONDS": "8"},
+                       timeout=90)
+        took = time.monotonic() - start
+    assert proc.returncode == 1 and "Traceback" not in proc.stderr, proc.stderr[-2000:]
+    assert proc.stderr.strip().splitlines()[-1] == (
+        "omnivue: error: another consumer in group 'omnivue-ingest' holds partitions consent[0-3], identity[0-3], "
+        "interactions.email[0-3], interactions.mobile[0-3], interactions.social[0-3]: stop it or use another group "
+        "(OMNIVUE_CONSUMER_GROUP, or `omnivue ingest --group`); this ingest cannot catch up while it does (waited "
+        "8s for it to leave)")
+    assert len(held) == 1  # it kept them all
+    assert took < 45
+
+
 class _SlowFirst:
     """Stands in for the Ingester in the validator: batches named "slow" take longer than the
     ones after them, so the workers finish out of order."""

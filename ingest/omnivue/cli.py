@@ -346,7 +346,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     _setup_logging(args.verbose, load_settings())
     func: Callable[[argparse.Namespace], int] = args.func
     from .identifiers import BadPhoneRegion, check_default_region
-    from .kafka_io import BrokerUnavailable
+    from .kafka_io import BrokerUnavailable, GroupShared
     from .pipeline import RunInProgress
     from .publish import SnapshotRejected
     from .query import QueryError
@@ -356,7 +356,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         check_default_region()
         return func(args)
     except (UserError, BadPhoneRegion, BrokerUnavailable, WarehouseBusy, TimeoutError, QueryError, SnapshotRejected,
-            RunInProgress) as exc:
+            RunInProgress, GroupShared) as exc:
         print(f"omnivue: error: {exc}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:

@@ -56,7 +56,7 @@ from .compliance.suppression import suppress_batch
 from .config import DEFAULT_BATCH_SIZE, Settings
 from .envelope import INPUT_TOPICS
 from .identifiers import check_default_region
-from .kafka_io import BrokerUnavailable, bootstrap_reachable, make_consumer
+from .kafka_io import BrokerUnavailable, GroupShared, bootstrap_reachable, make_consumer, session_timeout_ms
 from .progress import Progress
 from .record_batches import columnar
 from .validation import Rejected, compile_contracts, validate_record
@@ -101,6 +101,31 @@ left join ingest_offsets as stored
 """
 _EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 _US = timedelta(microseconds=1)
+
+
+def group_wait_seconds() -> float:
+    """How long an ingest until caught up waits for other members of its group to leave
+    (OMNIVUE_INGEST_GROUP_WAIT_SECONDS): by default long enough for the member of a crashed
+    earlier run to time out of the group (three session timeouts), and at least a minute."""
+    value = os.environ.get("OMNIVUE_INGEST_GROUP_WAIT_SECONDS")
+    return float(value) if value else max(60.0, 3 * session_timeout_ms() / 1000)
+
+
+def describe_partitions(tps: Iterable[TopicPartition]) -> str:
+    """``consent[0-1,3], identity[2]``: by topic name, then partition."""
+    by_topic: dict[str, list[int]] = defaultdict(list)
+    for tp in sorted(tps):
+        by_topic[tp.topic].append(tp.partition)
+    parts = []
+    for topic, numbers in by_topic.items():
+        runs: list[list[int]] = []
+        for n in numbers:
+            if runs and n == runs[-1][-1] + 1:
+                runs[-1].append(n)
+            else:
+                runs.append([n])
+        parts.append(f"{topic}[{','.join(str(r[0]) if len(r) == 1 else f'{r[0]}-{r[-1]}' for r in runs)}]")
+    return ", ".join(parts)
 
 
 @dataclass
@@ -238,7 +263,8 @@ class Ingester:
     """Consume the input topics into the warehouse, exactly once."""
 
     def __init__(self, settings: Settings, group_id: str | None = None, batch_size: int = DEFAULT_BATCH_SIZE,
-                 batch_ms: int = 1000, topics: Iterable[str] = INPUT_TOPICS, fast_path: bool | None = None) -> None:
+                 batch_ms: int = 1000, topics: Iterable[str] = INPUT_TOPICS, fast_path: bool | None = None,
+                 group_wait: float | None = None) -> None:
         check_default_region()  # a bad one would dead-letter every national phone number
         self.settings = settings
         self.group_id = group_id or settings.consumer_group
@@ -247,6 +273,8 @@ class Ingester:
         # the vectorised fast path (fast_validation.py); OMNIVUE_INGEST_FAST_PATH=0 validates all in Python
         self.fast_path = fast_path if fast_path is not None else os.environ.get("OMNIVUE_INGEST_FAST_PATH", "1") != "0"
         self.topics = list(topics)
+        # until caught up: how long other members of the group may hold partitions before it fails
+        self.group_wait = group_wait if group_wait is not None else group_wait_seconds()
         self.stats = IngestStats()
         self._consumer: KafkaConsumer | None = None
         self._pending: list[pa.Table] = []  # polled (record_batches.POLLED_SCHEMA), not yet handed to the pipeline
@@ -255,6 +283,7 @@ class Ingester:
         self._pipeline: _Pipeline | None = None
         self._bar: Progress | None = None
         self._truncation_reported: set[TopicPartition] = set()
+        self._group_warned = False  # _wait_for_group said it waits
 
     # -- offsets stored with the data -------------------------------------------------
     def _stored_offsets(self, tps: Iterable[TopicPartition]) -> dict[TopicPartition, int]:
@@ -450,7 +479,7 @@ class Ingester:
         log.info("ingest: group %r, topics %s, bootstrap %s%s", self.group_id, ", ".join(self.topics),
                  self.settings.bootstrap, " (until caught up)" if until_caught_up else " (following)")
         last_submit = last_data = last_lag_log = time.monotonic()
-        shared_warned = False  # other members of the group hold some partitions (logged once)
+        held_since: float | None = None  # other members of the group hold partitions, since then
         unreachable_since: float | None = None
         try:
             with streaming_interpreter(), Progress("ingest", unit="records", enabled=progress) as bar:
@@ -483,17 +512,14 @@ class Ingester:
                         last_submit = time.monotonic()
                     else:
                         self._collect()
-                    if until_caught_up and fetched_all and not self._all_partitions_assigned() \
-                            and now - start > 30 and not shared_warned:
-                        shared_warned = True
-                        log.warning("caught up on the %d partitions assigned here, but other members of group %r "
-                                    "hold the rest (another `omnivue ingest` or `omnivue run`?): this ingest "
-                                    "cannot finish until they leave the group", len(self._consumer.assignment()),
-                                    self.group_id)
-                    if until_caught_up and fetched_all and self._all_partitions_assigned():
+                    # caught up on what is ours (or nothing is ours yet): do other members hold the rest?
+                    elsewhere = self._partitions_elsewhere() if until_caught_up and (
+                        fetched_all or not self._consumer.assignment()) else []
+                    if until_caught_up and fetched_all and not elsewhere:
                         self._drain()  # everything up to the high-water marks is polled: land it, done
                         self.stats.lag = self.lag() or {}
                         break
+                    held_since = self._wait_for_group(elsewhere if unreachable_since is None else [], held_since, now)
                     lag = self.lag() if self._consumer.assignment() else None
                     if lag is not None:
                         self.stats.lag = lag
@@ -573,16 +599,36 @@ class Ingester:
     def _no_topic_exists(self) -> bool:
         return all(self._consumer.partitions_for_topic(t) is None for t in self.topics)
 
-    def _all_partitions_assigned(self) -> bool:
-        """Caught up means every partition of every subscribed topic is ours."""
+    def _partitions_elsewhere(self) -> list[TopicPartition]:
+        """The partitions of the subscribed topics not assigned here: caught up means none."""
         assignment = self._consumer.assignment()
+        elsewhere = []
         for topic in self.topics:
-            parts = self._consumer.partitions_for_topic(topic)
-            if parts is None:
-                continue  # topic does not exist (yet): nothing to land from it
-            if any(TopicPartition(topic, p) not in assignment for p in parts):
-                return False
-        return True
+            parts = self._consumer.partitions_for_topic(topic)  # None: no such topic (yet), nothing to land
+            elsewhere += [tp for tp in (TopicPartition(topic, p) for p in sorted(parts or ())) if tp not in assignment]
+        return elsewhere
+
+    def _wait_for_group(self, elsewhere: list[TopicPartition], since: float | None, now: float) -> float | None:
+        """Until caught up, other members of the group hold ``elsewhere`` (since ``since``): this
+        ingest cannot finish while they do. Wait ``group_wait`` seconds for them to leave (the member
+        of a crashed run leaves when its session times out; a join or rebalance takes a few seconds),
+        saying so once, then fail: another ingester (`omnivue ingest`, a run with another
+        OMNIVUE_HOME, a second scheduler) is consuming with the same group. Returns the new ``since``."""
+        if not elsewhere:
+            return None
+        if since is None:
+            since, self._group_warned = now, False
+        held = describe_partitions(elsewhere)
+        if now - since > self.group_wait:
+            raise GroupShared(f"another consumer in group {self.group_id!r} holds partitions {held}: stop it or use "
+                              f"another group (OMNIVUE_CONSUMER_GROUP, or `omnivue ingest --group`); this ingest "
+                              f"cannot catch up while it does (waited {self.group_wait:.0f}s for it to leave)")
+        if now - since > min(20.0, self.group_wait / 2) and not self._group_warned:  # past a join or a rebalance
+            self._group_warned = True
+            log.warning("other members of group %r hold partitions %s (another `omnivue ingest` or `omnivue run`?): "
+                        "this ingest cannot catch up while they do; waiting up to %.0fs for them to leave",
+                        self.group_id, held, self.group_wait - (now - since))
+        return since
 
 
 @dataclass

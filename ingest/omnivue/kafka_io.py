@@ -29,7 +29,12 @@ class BrokerUnavailable(RuntimeError):
     """No Kafka broker answered at the configured bootstrap servers."""
 
 
-def _session_timeout_ms() -> int:
+class GroupShared(RuntimeError):
+    """An ingest until caught up, and other members of its consumer group hold partitions of the
+    input topics: it cannot land them, so it could never finish."""
+
+
+def session_timeout_ms() -> int:
     # A group join on the local broker takes half the session timeout: keep it short locally.
     return int(os.environ.get("OMNIVUE_KAFKA_SESSION_TIMEOUT_MS", "6000"))
 
@@ -54,7 +59,7 @@ def make_producer(settings: Settings, **overrides: Any) -> KafkaProducer:
 
 
 def make_consumer(settings: Settings, group_id: str | None, **overrides: Any) -> KafkaConsumer:
-    session = _session_timeout_ms()
+    session = session_timeout_ms()
     config: dict[str, Any] = dict(
         bootstrap_servers=settings.bootstrap_servers,
         group_id=group_id,

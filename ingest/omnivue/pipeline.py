@@ -163,7 +163,8 @@ class RunInProgress(RuntimeError):
 @contextmanager
 def single_run(settings: Settings) -> Iterator[None]:
     """Hold ``OMNIVUE_HOME/.run.lock`` for one run: two runs would share the consumer group's
-    partitions, and neither ingest could ever count itself caught up (each would wait for ever)."""
+    partitions, and neither ingest could ever count itself caught up (each would wait, then fail:
+    kafka_io.GroupShared)."""
     import fcntl
 
     settings.home.mkdir(parents=True, exist_ok=True)
