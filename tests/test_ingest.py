@@ -205,6 +205,26 @@ def test_ingest_until_caught_up_fails_when_another_member_keeps_every_partition(
     assert took < 45
 
 
+def test_a_run_whose_ingest_fails_says_why_in_its_summary(broker):
+    """`omnivue run` said only "failed: ingest (details in <log>)" and listed every task the failure
+    kept from running, one per line. It now gives the failed task's reason and counts the others."""
+    from conftest import other_group_member, run_cli
+
+    with other_group_member(load_settings(), keep_polling=False):
+        proc = run_cli("run", env={"OMNIVUE_INGEST_GROUP_WAIT_SECONDS": "5"}, timeout=300)
+    assert proc.returncode == 1, proc.stdout[-2000:] + proc.stderr[-2000:]
+    lines = proc.stdout.splitlines()
+    failed = [line for line in lines if line.startswith("failed: ")]
+    assert failed == [f"failed: ingest: another consumer in group 'omnivue-ingest' holds partitions consent[0-3], "
+                      "identity[0-3], interactions.email[0-3], interactions.mobile[0-3], interactions.social[0-3]: "
+                      "stop it or use another group (OMNIVUE_CONSUMER_GROUP, or `omnivue ingest --group`); this "
+                      "ingest cannot catch up while it does (waited 5s for it to leave)"], failed
+    assert not [line for line in lines if "upstream_failed" in line]
+    (not_run,) = [line for line in lines if "tasks not run" in line]
+    assert int(not_run.split()[1]) > 40
+    assert any(line.startswith("details in ") and line.endswith(".log") for line in lines)
+
+
 class _SlowFirst:
     """Stands in for the Ingester in the validator: batches named "slow" take longer than the
     ones after them, so the workers finish out of order."""

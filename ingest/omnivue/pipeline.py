@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import sqlite3
 import subprocess
 import sys
@@ -42,16 +43,47 @@ class RunOutcome:
 
     def render(self) -> str:
         lines = [f"DAG {DAG_ID} run {self.run_id}: {self.state} in {self.seconds:.1f}s"]
+        not_run = [t for t, state, _ in self.tasks if state in NOT_RUN]
         for task_id, state, dur in self.tasks:
-            lines.append(f"  {task_id:<45} {state:<16} {'' if dur is None else f'{dur:.1f}s'}")
+            if state not in NOT_RUN:
+                lines.append(f"  {task_id:<45} {state:<16} {'' if dur is None else f'{dur:.1f}s'}")
+        if not_run:
+            lines.append(f"  ... {len(not_run)} tasks not run (after a failed one)")
         failed = [t for t, state, _ in self.tasks if state == "failed"]
         if failed:
-            lines.append(f"failed: {', '.join(failed)}" + (f" (details in {self.log_file})" if self.log_file else ""))
+            reasons = failure_reasons(self.log_file) if self.log_file else {}
+            lines.extend(f"failed: {t}" + (f": {reasons[t]}" if t in reasons else "") for t in failed)
+            if self.log_file:
+                lines.append(f"details in {self.log_file}")
         elif self.log_file:
             lines.append(f"Airflow log: {self.log_file}")
         if self.summary:
             lines.append(self.summary)
         return "\n".join(lines)
+
+
+#: states of the tasks a failure upstream kept from running
+NOT_RUN = ("upstream_failed", "None", "skipped")
+
+_TASK_START = re.compile(r"\[DAG TEST\] starting task_id=(\S+)")
+_EXCEPTION = re.compile(r"^[A-Za-z_][\w.]*(?:Error|Exception|Exit|Rejected|Shared|Unavailable)\b[^:\n]*: (.+)$")
+
+
+def failure_reasons(log_file: Path) -> dict[str, str]:
+    """The message of the last exception each task raised, from the run's Airflow log (``dag.test()``
+    writes each task's traceback between its start and end lines)."""
+    reasons: dict[str, str] = {}
+    task = None
+    try:
+        with open(log_file, encoding="utf-8", errors="replace") as f:
+            for line in f:
+                if (m := _TASK_START.search(line)) is not None:
+                    task = m.group(1)
+                elif task is not None and (m := _EXCEPTION.match(line)) is not None:
+                    reasons[task] = m.group(1).strip()
+    except OSError:
+        return {}
+    return reasons
 
 
 def airflow_environment(settings: Settings) -> dict[str, str]:
