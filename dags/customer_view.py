@@ -19,7 +19,7 @@ from datetime import timedelta
 from pathlib import Path
 
 import pendulum
-from airflow.sdk import dag, get_current_context, task
+from airflow.sdk import Param, dag, get_current_context, task
 from cosmos import DbtTaskGroup, ExecutionConfig, ProfileConfig, ProjectConfig, RenderConfig
 from cosmos.constants import ExecutionMode, InvocationMode, LoadMode, TestBehavior
 
@@ -53,6 +53,11 @@ profile_config = ProfileConfig(profile_name="omnivue", target_name="dev",
     max_active_runs=1,
     max_active_tasks=1,  # DuckDB: one writer at a time
     default_args={"retries": 2, "retry_delay": timedelta(seconds=10), "owner": "data-engineering"},
+    # trigger with {"full_refresh": true} (`omnivue run --full-refresh`) to rebuild every model from all
+    # landed events, e.g. after changing the identity blocklist or limits (docs/identity.md section 5);
+    # the append-only int_identity_history and int_event_log keep their rows (full_refresh: false)
+    params={"full_refresh": Param(False, type="boolean",
+                                  description="rebuild every dbt model from all landed events (dbt --full-refresh)")},
     tags=["omnivue"],
     doc_md=__doc__,
 )
@@ -91,6 +96,7 @@ def customer_view() -> None:
                                          invocation_mode=InvocationMode.DBT_RUNNER,
                                          dbt_executable_path=DBT_EXECUTABLE),
         default_args={"retries": 0},  # a failing model or test is not fixed by retrying
+        operator_args={"full_refresh": "{{ params.full_refresh }}"},
     )
 
     @task(retries=0)

@@ -6,13 +6,14 @@ exactly what DESIGN.md's rules imply (worked out by hand below)."""
 from __future__ import annotations
 
 import json
+import shutil
 import uuid
 from datetime import datetime, timedelta, timezone
 
 import pytest
 from kafka import KafkaProducer
 
-from conftest import run_cli
+from conftest import ROOT, run_cli
 from pipeline_helpers import partition, query, warehouse_identity, warehouse_violations
 
 pytestmark = pytest.mark.slow
@@ -34,7 +35,7 @@ TOPIC = {"social": "interactions.social", "email": "interactions.email", "mobile
          "consent": "consent", "identity": "identity"}
 
 
-def test_external_producer_gets_what_design_md_implies(broker):
+def test_external_producer_gets_what_design_md_implies(broker, tmp_path):
     mk = {"purpose": "marketing"}
     # Ann: anonymous app use, then a login ties her ids together; consent for everything, later
     # email withdrawn (that withdrawal is published last: it arrives late).
@@ -68,8 +69,13 @@ def test_external_producer_gets_what_design_md_implies(broker):
     c_send = ev("email.sent", at(1), {"email": "carol@example.org"})
     c_open = ev("email.opened", at(2), {"email": "carol@example.org"})
 
+    # Dad and his kid share the family tablet: one person, until the tablet is blocklisted (below)
+    tablet = "ipad-family-42"
+    family = [ev("mobile.app_opened", at(0), {"email": "dad@example.net", "device_id": tablet}),
+              ev("mobile.app_opened", at(1), {"email": "kid@example.net", "device_id": tablet})]
+
     in_order = [a_open, a_login, a_grant, a_send_ok, a_send_bad, a_push_ok, b_mention, b_dm_bad, b_sms, b_link,
-                b_social, b_dm_ok, b_dm_in, b_withdraw, b_regrant, b_dm_tie, c_analytics, c_send, c_open,
+                b_social, b_dm_ok, b_dm_in, b_withdraw, b_regrant, b_dm_tie, c_analytics, c_send, c_open, *family,
                 a_send_ok,  # duplicate delivery
                 a_withdraw]  # late arrival
     bad = [("interactions.email", b"{this is not json"),
@@ -95,7 +101,9 @@ def test_external_producer_gets_what_design_md_implies(broker):
     ann = {"anonymous_id:anon-ann", "device_id:dev-ann", "customer_id:CUST-ANN", "email:ann@example.com"}
     bob = {"social_handle:x:bobx", "phone:+33611223344"}
     carol = {"email:carol@example.org"}
-    assert partition(ids) == {frozenset(ann), frozenset(bob), frozenset(carol)}
+    dad, kid = "email:dad@example.net", "email:kid@example.net"
+    assert partition(ids) == {frozenset(ann), frozenset(bob), frozenset(carol),
+                              frozenset({dad, kid, f"device_id:{tablet}"})}
 
     assert warehouse_violations(wh) == {a_send_bad["event_id"], b_dm_bad["event_id"], b_dm_tie["event_id"],
                                         c_send["event_id"]}
@@ -123,3 +131,21 @@ def test_external_producer_gets_what_design_md_implies(broker):
 
     (landed, distinct) = query(wh, "select count(*), count(distinct event_id) from landed_events")[0]
     assert (landed, distinct) == (len(in_order), len(in_order) - 1)
+
+    # The engineer blocklists the tablet's id. Old evidence is judged again only by a rebuild:
+    # `omnivue run --full-refresh` splits the family; the identity history (never rebuilt) keeps
+    # the merge and logs the split.
+    project = tmp_path / "project"
+    for part in ("dags", "dbt_project", "contracts"):
+        shutil.copytree(ROOT / part, project / part, ignore=shutil.ignore_patterns("target", "logs"))
+    config = project / "dbt_project" / "dbt_project.yml"
+    config.write_text(config.read_text().replace('    - "test@example.com"\n',
+                                                 f'    - "test@example.com"\n    - "{tablet}"\n', 1))
+    rebuilt = run_cli("run", "--full-refresh", env={"OMNIVUE_PROJECT_DIR": str(project)})
+    assert rebuilt.returncode == 0, rebuilt.stdout[-3000:]
+    ids = warehouse_identity(wh)
+    assert partition(ids) == {frozenset(ann), frozenset(bob), frozenset(carol), frozenset({dad}), frozenset({kid})}
+    history = dict(query(wh, "select node_key, count(*) from int_identity_history where node_key in (?, ?) "
+                             "group by 1", [dad, kid]))
+    assert history.keys() == {dad, kid} and sum(history.values()) >= 3, history
+

@@ -124,7 +124,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     settings = load_settings()
     wait_for_broker(settings, timeout_s=5)  # a clear one-line error instead of a failed ingest task
-    outcome = run_pipeline(settings, verbose=args.verbose)
+    outcome = run_pipeline(settings, verbose=args.verbose, full_refresh=args.full_refresh)
     print(outcome.render())
     print(render(settings, collect(settings, run_id=outcome.run_id, since=outcome.started_at), ok=outcome.ok))
     return 0 if outcome.ok else 1
@@ -252,6 +252,10 @@ def build_parser() -> argparse.ArgumentParser:
     r = sub.add_parser("run", help="run the customer_view pipeline once (Airflow DAG, in process)",
                        description="One run of the Airflow DAG customer_view without a server: ingest until "
                        "caught up, dbt models as tasks, Soda contracts, publish. Exits 1 when the run fails.")
+    r.add_argument("--full-refresh", action="store_true",
+                   help="rebuild every dbt model from all landed events instead of incrementally (after "
+                   "changing the identity blocklist, limits or priorities, or a model's logic); the identity "
+                   "history and the event log keep their rows")
     r.set_defaults(func=cmd_run)
 
     v = sub.add_parser("verify", help="verify the Soda contracts against the warehouse",

@@ -213,14 +213,15 @@ def single_run(settings: Settings) -> Iterator[None]:
         yield  # the lock goes with the file
 
 
-def run_pipeline(settings: Settings, verbose: bool = False) -> RunOutcome:
+def run_pipeline(settings: Settings, verbose: bool = False, full_refresh: bool = False) -> RunOutcome:
     """One DAG run; never raises for a failed task (the outcome says so). RunInProgress when
-    another run holds the data directory."""
+    another run holds the data directory. ``full_refresh``: the dbt models are rebuilt from all
+    landed events (the DAG's param ``full_refresh``)."""
     with single_run(settings):
-        return _run_pipeline(settings, verbose)
+        return _run_pipeline(settings, verbose, full_refresh)
 
 
-def _run_pipeline(settings: Settings, verbose: bool) -> RunOutcome:
+def _run_pipeline(settings: Settings, verbose: bool, full_refresh: bool = False) -> RunOutcome:
     os.environ.update(airflow_environment(settings))
     settings.airflow_home.mkdir(parents=True, exist_ok=True)
     settings.warehouse.parent.mkdir(parents=True, exist_ok=True)
@@ -248,7 +249,7 @@ def _run_pipeline(settings: Settings, verbose: bool) -> RunOutcome:
         progress = _TaskProgress(db_file, len(dag.tasks), terminal)
         progress.start()
         try:
-            dag_run = dag.test()
+            dag_run = dag.test(run_conf={"full_refresh": full_refresh})
         finally:
             progress.stop.set()
             progress.join(timeout=5)
