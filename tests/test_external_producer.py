@@ -149,3 +149,46 @@ def test_external_producer_gets_what_design_md_implies(broker, tmp_path):
                              "group by 1", [dad, kid]))
     assert history.keys() == {dad, kid} and sum(history.values()) >= 3, history
 
+
+def _produce(bootstrap: str, events: list[dict]) -> None:
+    producer = KafkaProducer(bootstrap_servers=bootstrap, acks="all")
+    for e in events:
+        producer.send(TOPIC[e["channel"]], key=next(iter(e["identities"].values())).encode(),
+                      value=json.dumps(e).encode())
+    producer.flush()
+    producer.close()
+
+
+def test_an_event_id_sent_on_two_topics_is_one_event(broker):
+    # A producer bug real producers have: a sign-up handler reuses its request id as the event_id of the
+    # consent it records and of the welcome email it sends. Each topic's staging kept its copy, so the
+    # union of the topics held the event_id twice and the unique tests of int_event_identifiers / int_events
+    # failed: every later run stopped before publish, for ever (events are never deleted). The copy landed
+    # first is the event (ties: topic name); the other is flagged by the landing contract.
+    shared = str(uuid.uuid4())
+    grant = {**ev("consent.granted", at(1), {"email": "signup@example.org"}, {"purpose": "marketing", "scope": "email"}),
+             "event_id": shared}
+    welcome = {**ev("email.sent", at(1), {"email": "signup@example.org"}, {"campaign_id": "welcome"}), "event_id": shared}
+    opened = ev("email.opened", at(2), {"email": "signup@example.org"})
+    _produce(broker["OMNIVUE_KAFKA_BOOTSTRAP"], [grant, welcome, opened])
+    run = run_cli("run")
+    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
+
+    wh = __import__("pathlib").Path(broker["OMNIVUE_HOME"]) / "warehouse.duckdb"
+    staged = "select kafka_topic from {} where event_id = ?"
+    models = ["stg_landing__consent_events", "stg_landing__email_events", "stg_landing__mobile_events"]
+
+    def staged_topics() -> list[str]:
+        return [t for m in models for (t,) in query(wh, staged.format(m), [shared])]
+
+    ((first_topic,),) = query(wh, "select topic from landed_events where event_id = ? order by received_at, topic "
+                                  "limit 1", [shared])
+    assert staged_topics() == [first_topic]
+    assert query(wh, "select count(*) from int_events where event_id = ?", [shared]) == [(1,)]
+    assert query(wh, "select count(*) from fct_interactions where event_id = ?", [shared]) == [
+        (1 if first_topic == "interactions.email" else 0,)]
+    # not silently: the landing contract warns, and the other copy stays in landed_events
+    warned = query(wh, 'select outcome, "value" from contract_results where contract = \'landed_events\' '
+                       "and \"check\" = 'an event_id is used on one topic only'")
+    assert warned == [("warned", 1.0)], warned
+    assert query(wh, "select count(*) from landed_events where event_id = ?", [shared]) == [(2,)]

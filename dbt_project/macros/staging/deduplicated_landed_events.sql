@@ -8,7 +8,10 @@
     - counts the deliveries (n_deliveries) and keeps when the last copy
       landed (last_received_at: the watermark of every incremental model);
     - never relies on arrival order for anything else: occurred_at (event
-      time) is the truth downstream.
+      time) is the truth downstream;
+    - an event_id landed on more than one topic (a producer bug) is staged
+      by the topic whose copy landed first only (ties: topic name), so the
+      five staging models hold each event_id once between them.
 
     Incremental: an event_id is recomputed (delete+insert) from all its
     copies when any copy of it landed after the model's max(last_received_at)
@@ -87,6 +90,19 @@
         {%- endif %}
     ) as landed
     where delivery_rank = 1
+        -- event_id is the key of one event across all topics: when a producer sent the same
+        -- event_id on two topics (a request id reused for a consent and an email), the copy
+        -- landed first wins (same instant: the topic first in name order) and the other topics'
+        -- staging drop theirs, so the union of the five staging models stays one row per event_id
+        and not exists (
+            select 1
+            from {{ source('landing', 'landed_events') }} as other_topic
+            where other_topic.event_id = landed.event_id
+                and other_topic.topic <> {{ dbt.string_literal(topic) }}
+                and (other_topic.received_at < landed.first_received_at
+                    or (other_topic.received_at = landed.first_received_at
+                        and other_topic.topic < {{ dbt.string_literal(topic) }}))
+        )
 {%- endmacro %}
 
 
