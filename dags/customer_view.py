@@ -96,7 +96,9 @@ def customer_view() -> None:
                                          invocation_mode=InvocationMode.DBT_RUNNER,
                                          dbt_executable_path=DBT_EXECUTABLE),
         default_args={"retries": 0},  # a failing model or test is not fixed by retrying
-        operator_args={"full_refresh": "{{ params.full_refresh }}"},
+        operator_args={"full_refresh": "{{ params.full_refresh }}",
+                       # every dbt test's outcome goes to contract_results, failed or not (the audit trail)
+                       "callback": "omnivue.dbt_results.record_test_results"},
     )
 
     @task(retries=0)

@@ -7,6 +7,7 @@ The warehouse must equal the simulator's ground truth exactly.
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -109,6 +110,14 @@ def test_every_check_of_the_run_is_recorded(simulated_run):
     assert violation_rows == [("consent_audit", "marketing sends that broke consent", "warned",
                                float(len(truth["violations"])))]
     assert not [r for r in rows if r[2] in ("failed", "error")]
+    # the dbt tests too, each once, with their outcome: every test of the project ran in this run
+    manifest = json.loads((ROOT / "dbt_project" / "target" / "manifest.json").read_text())
+    tests = {n["name"] for n in manifest["nodes"].values()  # the DAG runs the tests of models (not of sources)
+             if n["resource_type"] == "test" and any(d.startswith("model.") for d in n["depends_on"]["nodes"])}
+    dbt_rows = [(c, k) for c, k, _, _ in rows if c.startswith("dbt/")]
+    assert len(dbt_rows) == len(set(dbt_rows)) and {k for _, k in dbt_rows} == tests
+    assert ("dbt/tests", "assert_marketing_audience_has_consent_in_force") in dbt_rows
+    assert ("dbt/customer_360", "unique_customer_360_person_id") in dbt_rows
 
 
 def test_published_snapshot_holds_the_marts_without_clear_identifiers(simulated_run):
@@ -184,6 +193,7 @@ def test_a_failing_run_keeps_the_previous_snapshot(simulated_run, tmp_path):
     model.write_text(model.read_text() + """
 union all
 select person_id, scope, purpose, consent_event_id, valid_from as consent_granted_at
+{%- if is_incremental() %}, false as _tombstone{% endif %}
 from {{ ref('int_consent_history') }}
 where purpose = 'marketing' and is_latest and status = 'withdrawn'
 """)
@@ -194,3 +204,14 @@ where purpose = 'marketing' and is_latest and status = 'withdrawn'
     assert "marketing_audience" in failed_line  # stopped by the consent check, not by something else
     after = (snap.stat().st_ino, snap.stat().st_mtime_ns, snap.read_bytes())
     assert after == before
+    # the audit trail says which check stopped it, when; the summary too; and publish alone refuses
+    run_id = re.search(r"^DAG customer_view run (\S+): ", failed.stdout, re.M).group(1)
+    rows = query(home / "warehouse.duckdb", 'select "check", outcome, blocking, "value" from contract_results '
+                 "where run_id = ? and contract = 'dbt/tests' and outcome <> 'passed'", [run_id])
+    assert [(c, o, b) for c, o, b, _ in rows] == [("assert_marketing_audience_has_consent_in_force", "failed", True)]
+    assert rows[0][3] >= 1
+    assert "  BLOCKING failed: dbt/tests / assert_marketing_audience_has_consent_in_force" in failed.stdout
+    assert "dbt tests:          " in failed.stdout
+    refused = run_cli("publish", env=env)
+    assert refused.returncode == 1 and "assert_marketing_audience_has_consent_in_force" in refused.stderr, refused.stderr
+    assert (snap.stat().st_ino, snap.stat().st_mtime_ns) == after[:2]

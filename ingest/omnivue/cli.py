@@ -157,7 +157,7 @@ def cmd_publish(args: argparse.Namespace) -> int:
     if run_id is None:
         raise UserError("no contract verification recorded yet: run `omnivue verify` (or `omnivue run`) first")
     if failed:
-        raise UserError(f"publish blocked: the latest contract verification ({run_id}) failed "
+        raise UserError(f"publish blocked: the latest contract verification ({run_id}), or a dbt build since, failed "
                         f"{len(failed)} blocking check(s): {'; '.join(failed[:5])}"
                         f"{f' (+{len(failed) - 5} more)' if len(failed) > 5 else ''}; the previous snapshot "
                         "is unchanged; fix them and run `omnivue verify` again")

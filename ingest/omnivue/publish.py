@@ -109,22 +109,26 @@ def _verified_run_id(settings: Settings) -> str | None:
     with session(settings.warehouse, read_only=True) as con:
         if not table_exists(con, "contract_results"):
             return None
+        # the Soda contracts' run: neither the snapshot's checks nor the dbt tests (dbt_results.py)
         row = con.execute("select run_id from contract_results where contract not like 'published_snapshot/%' "
-                          "order by checked_at desc limit 1").fetchone()
+                          "and contract not like 'dbt/%' order by checked_at desc limit 1").fetchone()
     return row[0] if row else None
 
 
 def blocking_failures_of_latest_verification(settings: Settings) -> tuple[str | None, list[str]]:
-    """The latest contract verification's run id and its failed blocking checks (``contract / check``);
+    """The latest contract verification's run id and its failed blocking checks (``contract / check``),
+    with the blocking dbt tests that failed since (a build after it that stopped on a test);
     (None, []) when no verification was recorded yet."""
     run_id = _verified_run_id(settings)
     if run_id is None:
         return None, []
     with session(settings.warehouse, read_only=True) as con:
         rows = con.execute(
-            'select contract, "check" from contract_results where run_id = ? and blocking '
-            "and outcome in ('failed', 'error') and contract not like 'published_snapshot/%' order by 1, 2",
-            [run_id]).fetchall()
+            'select contract, "check" from contract_results where blocking and outcome in (\'failed\', \'error\') '
+            "and ((run_id = ? and contract not like 'published_snapshot/%' and contract not like 'dbt/%') "
+            "     or (contract like 'dbt/%' and checked_at >= (select max(checked_at) from contract_results "
+            "                                                  where run_id = ? and contract not like 'dbt/%'))) "
+            "order by 1, 2", [run_id, run_id]).fetchall()
     return run_id, [f"{c} / {k}" for c, k in rows]
 
 

@@ -43,21 +43,36 @@ def collect(settings: Settings, run_id: str | None = None, since: datetime | Non
             out["audience"] = dict(con.execute(
                 "select scope, count(*) from marketing_audience group by 1 order by 1").fetchall())
         if table_exists(con, "contract_results"):
-            rid = run_id or scalar("select run_id from contract_results order by checked_at desc limit 1")
-            if run_id is not None and not scalar("select count(*) from contract_results where run_id = ?", [run_id]):
+            soda, dbt = "contract not like 'dbt/%'", "contract like 'dbt/%'"  # dbt tests: dbt_results.py
+            rid = run_id or scalar(f"select run_id from contract_results where {soda} order by checked_at desc limit 1")
+            if run_id is not None and not scalar(f"select count(*) from contract_results where run_id = ? and {soda}",
+                                                 [run_id]):
                 rid = None  # the run stopped before its contracts
             out["contract_run"] = rid
-            out["contract_outcomes"] = dict(con.execute(
-                "select outcome, count(*) from contract_results where run_id = ? group by 1 order by 1", [rid]).fetchall())
-            out["contract_problems"] = [
-                {"contract": c, "check": k, "outcome": o, "value": v, "blocking": b} for c, k, o, v, b in con.execute(
-                    'select contract, "check", outcome, "value", blocking from contract_results '
-                    "where run_id = ? and outcome <> 'passed' order by blocking desc, contract", [rid]).fetchall()]
+            for key, kind, of_run in (("contract", soda, rid), ("dbt", dbt, run_id or rid)):
+                out[f"{key}_outcomes"] = dict(con.execute(
+                    f"select outcome, count(*) from contract_results where run_id = ? and {kind} group by 1 order by 1",
+                    [of_run]).fetchall())
+                out[f"{key}_problems"] = [
+                    {"contract": c, "check": k, "outcome": o, "value": v, "blocking": b} for c, k, o, v, b in con.execute(
+                        'select contract, "check", outcome, "value", blocking from contract_results '
+                        f"where run_id = ? and {kind} and outcome <> 'passed' order by blocking desc, contract",
+                        [of_run]).fetchall()]
     out["published"] = str(settings.published) if settings.published.exists() else None
     if out["published"]:
         out["published_at"] = datetime.fromtimestamp(settings.published.stat().st_mtime, timezone.utc)
         out["published_earlier"] = since is not None and out["published_at"] < since
     return out
+
+
+def _problem_lines(problems: list[dict[str, Any]]) -> list[str]:
+    """The checks that did not pass (the first ten), blocking ones first."""
+    lines = []
+    for p in problems[:10]:
+        value = "" if p["value"] is None else f" = {p['value']:g}"
+        lines.append(f"  {'BLOCKING ' if p['blocking'] and p['outcome'] != 'warned' else ''}{p['outcome']}: "
+                     f"{p['contract']} / {p['check']}{value}")
+    return lines
 
 
 def truth_check(settings: Settings, figures: dict[str, Any]) -> list[str]:
@@ -100,15 +115,15 @@ def render(settings: Settings, figures: dict[str, Any], ok: bool | None = None) 
                  " (reported in consent_audit, never hidden)")
     audience = ", ".join(f"{k} {v}" for k, v in (f.get("audience") or {}).items())
     lines.append(f"marketing audience: {audience or 'nobody'}")
+    if f.get("dbt_outcomes"):
+        lines.append("dbt tests:          " + ", ".join(f"{k} {v}" for k, v in f["dbt_outcomes"].items()))
+        lines.extend(_problem_lines(f.get("dbt_problems") or []))
     outcomes = ", ".join(f"{k} {v}" for k, v in (f.get("contract_outcomes") or {}).items())
     if f.get("contract_run"):
         lines.append(f"contract checks:    {outcomes or 'none'} (run {f['contract_run']})")
     else:
         lines.append("contract checks:    not run" + (" in this run" if "contract_run" in f else ""))
-    for p in (f.get("contract_problems") or [])[:10]:
-        value = "" if p["value"] is None else f" = {p['value']:g}"
-        lines.append(f"  {'BLOCKING ' if p['blocking'] and p['outcome'] != 'warned' else ''}{p['outcome']}: "
-                     f"{p['contract']} / {p['check']}{value}")
+    lines.extend(_problem_lines(f.get("contract_problems") or []))
     truth = truth_check(settings, f)
     if truth:
         lines.append("ground truth (simulator):")
