@@ -75,6 +75,17 @@ def topic_for(event_type: str) -> str:
     return TOPIC_BY_CHANNEL[channel_of(event_type)]
 
 
+def route(event: Mapping[str, Any]) -> tuple[str, bytes | None]:
+    """Where a canonical event goes on Kafka, for every producer: (the topic of its event_type, its
+    partition key = its best identity). ValueError when the event_type is not one of ALL_EVENT_TYPES.
+    The event itself is not validated (ingest does that): identities that are not an object give no key."""
+    event_type = event.get("event_type")
+    if not isinstance(event_type, str) or event_type not in ALL_EVENT_TYPES:
+        raise ValueError(f"unknown event_type {event_type!r}")
+    identities = event.get("identities")
+    return topic_for(event_type), partition_key(identities) if isinstance(identities, Mapping) else None
+
+
 def format_time(ts: datetime) -> str:
     """RFC 3339 with an explicit offset, microsecond precision when needed."""
     if ts.tzinfo is None:

@@ -17,7 +17,7 @@ from kafka.admin import NewTopic
 from kafka.errors import KafkaError, TopicAlreadyExistsError
 
 from .config import Settings
-from .envelope import ALERTS_TOPIC, INPUT_TOPICS
+from .envelope import ALERTS_TOPIC, INPUT_TOPICS, encode, route
 
 log = logging.getLogger(__name__)
 
@@ -56,6 +56,14 @@ def make_producer(settings: Settings, **overrides: Any) -> KafkaProducer:
         return KafkaProducer(**config)
     except KafkaError:
         raise BrokerUnavailable(_unavailable(settings)) from None
+
+
+def send_event(producer: KafkaProducer, event: Any, value: bytes | None = None) -> Any:
+    """Publish one canonical event where DESIGN.md puts it (:func:`omnivue.envelope.route`: the topic of its
+    event_type, keyed by its best identity); ``value``: its bytes as they are already written (default
+    :func:`omnivue.envelope.encode`). Returns the send's future; ValueError for an unknown event_type."""
+    topic, key = route(event)
+    return producer.send(topic, key=key, value=encode(event) if value is None else value)
 
 
 def make_consumer(settings: Settings, group_id: str | None, **overrides: Any) -> KafkaConsumer:

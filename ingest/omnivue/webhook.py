@@ -34,12 +34,12 @@ import threading
 import time
 import uuid
 import zlib
-from datetime import datetime, timezone
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 from .config import Settings, load_settings
-from .envelope import encode, partition_key, topic_for
+from .rejections import item_text as _item_json
+from .rejections import raw_text as _text
 from .cli_types import port as _port
 from .cli_types import positive_int as _positive
 
@@ -56,6 +56,9 @@ WAREHOUSE_WAIT_S = 20.0
 #: How long publishing may take before answering 503.
 PUBLISH_TIMEOUT_S = 10.0
 _PROVIDER_RE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
+#: The registered adapters' names, for help texts (here, and in `omnivue backfill`) without importing
+#: the adapters; a test keeps it equal to ``omnivue.adapters.ADAPTERS``.
+PROVIDER_NAMES: tuple[str, ...] = ("sendgrid", "x", "segment", "mailgun", "amplitude", "facebook", "instagram")
 
 
 class _Unavailable(Exception):
@@ -149,9 +152,10 @@ class WebhookServer(ThreadingHTTPServer):
         from kafka.errors import KafkaError
 
         try:
+            from .kafka_io import send_event
+
             producer = self.producer()
-            futures = [producer.send(topic_for(ev["event_type"]), key=partition_key(ev["identities"]),
-                                     value=encode(ev)) for ev in events]
+            futures = [send_event(producer, ev) for ev in events]
             producer.flush(timeout=self.publish_timeout_s)
             for future in futures:
                 future.get(timeout=0)
@@ -169,17 +173,13 @@ class WebhookServer(ThreadingHTTPServer):
         if not rows:
             return
         from . import warehouse
+        from .rejections import write_dead_letters
 
-        received_at = datetime.now(timezone.utc)
         topic = f"webhook/{provider}"
-        values = [(reason, raw, topic, -1, next_offset(), request_id, received_at, raw_bytes)
-                  for reason, raw, raw_bytes in rows]
-        try:
-            # warehouse.ensure_landing's DDL, in the same short session (one lock, a bounded wait)
-            with warehouse.session(self.settings.warehouse, wait_s=self.warehouse_wait_s) as con:
-                con.execute(warehouse.LANDING_DDL)
-                con.executemany('insert into dead_letter (reason, raw, topic, "partition", "offset", record_key, '
-                                'received_at, raw_bytes) values (?, ?, ?, ?, ?, ?, ?, ?)', values)
+        try:  # one short session with a bounded wait for the lock
+            write_dead_letters(
+                self.settings.warehouse, [(reason, raw, topic, -1, next_offset(), request_id, raw_bytes)
+                                          for reason, raw, raw_bytes in rows], wait_s=self.warehouse_wait_s)
         except warehouse.WarehouseBusy as exc:
             raise _Unavailable(f"warehouse_busy: {exc}") from None
         except Exception as exc:  # a rejection that cannot be recorded must be retried, not lost
@@ -359,19 +359,6 @@ class WebhookHandler(BaseHTTPRequestHandler):
         return body, None
 
 
-def _text(body: bytes) -> str:
-    return body.decode("utf-8", errors="backslashreplace")
-
-
-def _item_json(item: Any) -> str:
-    text = json.dumps(item, ensure_ascii=False, default=str)
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError:  # a lone surrogate: keep it as its \\u escape, or DuckDB refuses the row
-        return json.dumps(item, ensure_ascii=True, default=str)
-    return text
-
-
 # --- entry points ---------------------------------------------------------------------------------
 
 def make_server(settings: Settings | None = None, host: str = DEFAULT_HOST, port: int = DEFAULT_PORT,
@@ -400,7 +387,7 @@ def serve(settings: Settings | None = None, host: str = DEFAULT_HOST, port: int 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Arguments of ``omnivue webhook serve``; sets ``func`` to :func:`run_command`."""
     parser.description = ("Receive provider webhooks on POST /webhooks/<provider> (" + ", ".join(
-        ("sendgrid", "x", "segment", "mailgun", "amplitude", "facebook", "instagram")) + "), convert them to "
+        PROVIDER_NAMES) + "), convert them to "
         "canonical events and publish them to Kafka; rejected bodies and items go to the warehouse's "
         "dead_letter table. GET /healthz answers 200.")
     parser.add_argument("action", choices=["serve"], help="run the receiver until interrupted")
