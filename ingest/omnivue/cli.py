@@ -287,6 +287,11 @@ def build_parser() -> argparse.ArgumentParser:
         description="HTTP receiver on localhost: POST /webhooks/<provider>; valid items are published to Kafka "
         "as canonical events, bad payloads get a 4xx with a reason and are dead-lettered."))
 
+    from . import backfill  # light import: adapters, Kafka and DuckDB load on first use
+
+    backfill.add_arguments(sub.add_parser(
+        "backfill", help="publish history from files (canonical JSON Lines, or provider exports with --provider)"))
+
     from .compliance import cli as compliance_cli
 
     au = sub.add_parser("audit", help="consent audit: acknowledge violations, HTML report for compliance",
