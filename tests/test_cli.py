@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import os
 import time
 
 import pytest
 
-from conftest import run_cli
+from conftest import ROOT, run_cli
 
 COMMANDS = ["broker", "simulate", "ingest", "run", "verify", "publish", "query", "demo", "deadletter", "webhook",
             "audit", "subject", "alerts"]
@@ -189,3 +190,27 @@ def test_empty_settings_mean_the_defaults(monkeypatch):
     monkeypatch.setenv("OMNIVUE_DEFAULT_PHONE_REGION", "")
     assert load_settings().bootstrap == DEFAULT_BOOTSTRAP
     assert check_default_region() == "FR"
+
+
+def test_sigterm_stops_a_command_in_one_line(omnivue_env):
+    """SIGTERM killed any command but `run` silently (Python's default: no message, no `finally`)."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    code = ("import sys, time; from omnivue import cli; "
+            "cli.cmd_simulate = lambda args: (print('ready', flush=True), time.sleep(60)); "
+            "sys.exit(cli.main(['simulate', '--people', '1']))")
+    proc = subprocess.Popen([sys.executable, "-c", code], cwd=ROOT, env={**os.environ, **omnivue_env},
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout.readline().strip() == "ready"
+        time.sleep(0.2)
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 130
+    assert err.strip().splitlines() == ["omnivue: interrupted (SIGTERM)"]

@@ -7,6 +7,7 @@ The warehouse must equal the simulator's ground truth exactly.
 from __future__ import annotations
 
 import json
+import os
 import re
 from pathlib import Path
 
@@ -215,3 +216,111 @@ where purpose = 'marketing' and is_latest and status = 'withdrawn'
     refused = run_cli("publish", env=env)
     assert refused.returncode == 1 and "assert_marketing_audience_has_consent_in_force" in refused.stderr, refused.stderr
     assert (snap.stat().st_ino, snap.stat().st_mtime_ns) == after[:2]
+
+
+def _copy_home(home: Path, to: Path) -> Path:
+    """A copy of a run's data directory (not the broker's files): a second pipeline on the same broker."""
+    import shutil
+
+    shutil.copytree(home, to, ignore=shutil.ignore_patterns("broker", ".run.lock"))
+    return to
+
+
+def test_publish_refuses_marts_rebuilt_after_the_latest_verification(simulated_run, tmp_path):
+    """`omnivue run` killed between its dbt build and the end of its verification: the marts are
+    rebuilt, the latest verification recorded is the previous run's (a pass). `omnivue publish`
+    took that pass for the new marts and published a withdrawn person in marketing_audience."""
+    import duckdb
+    from pipeline_helpers import run_dbt
+
+    env, home, _ = simulated_run
+    copy = _copy_home(home, tmp_path / "home")
+    env = {**env, "OMNIVUE_HOME": str(copy)}
+    snap = copy / "published" / "customer_view.duckdb"
+    before = snap.read_bytes()
+    # the killed run's build (one mart is enough), with what a bad build could put there
+    run_dbt(copy / "warehouse.duckdb", tmp_path / "dbt", "run", "--select", "marketing_audience")
+    con = duckdb.connect(str(copy / "warehouse.duckdb"))
+    withdrawn = con.execute("select person_id, scope from int_consent_history where purpose = 'marketing' "
+                            "and is_latest and status = 'withdrawn' limit 1").fetchone()
+    con.execute("insert into marketing_audience (person_id, scope, purpose, consent_event_id) "
+                "values (?, ?, 'marketing', 'forged')", list(withdrawn))
+    con.close()
+
+    proc = run_cli("publish", env=env)
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("omnivue: error: publish blocked: the marts were rebuilt"), lines
+    assert "omnivue verify" in lines[0]
+    assert snap.read_bytes() == before
+    # once verified (and rejected), still blocked, by the failed check this time
+    assert run_cli("verify", env=env).returncode == 1
+    proc = run_cli("publish", env=env)
+    assert proc.returncode == 1 and "nobody without consent in force" in proc.stderr, proc.stderr
+    assert snap.read_bytes() == before
+
+
+@pytest.mark.parametrize("signame", ["SIGTERM", "SIGINT"])
+def test_a_signal_stops_the_run_in_one_line_and_the_next_run_succeeds(simulated_run, tmp_path, signame):
+    """SIGTERM (Airflow's in-process task handler swallowed it) or Ctrl-C (Airflow took it for a task
+    failure and retried the task) during `omnivue run` stops the run at once, in one line; the next
+    run needs no repair and publishes."""
+    import signal
+    import sqlite3
+    import subprocess
+    import sys
+    import time
+
+    env, home, _ = simulated_run
+    copy = _copy_home(home, tmp_path / "home")
+    env = {**os.environ, **env, "OMNIVUE_HOME": str(copy)}
+    snap = copy / "published" / "customer_view.duckdb"
+    before = snap.read_bytes()
+    proc = subprocess.Popen([str(Path(sys.executable).with_name("omnivue")), "run"], env=env, cwd=ROOT,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 300
+        running = None
+        while running is None and time.monotonic() < deadline and proc.poll() is None:
+            time.sleep(0.3)
+            try:
+                con = sqlite3.connect(f"file:{copy / 'airflow' / 'airflow.db'}?mode=ro", uri=True, timeout=1)
+                row = con.execute("select task_id from task_instance where state = 'running' and task_id like 'dbt.%' "
+                                  "and run_id = (select run_id from dag_run order by id desc limit 1)").fetchone()
+                con.close()
+            except sqlite3.Error:
+                continue
+            running = row[0] if row else None
+        assert running, "no dbt task ran"
+        proc.send_signal(getattr(signal, signame))
+        out, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+    assert proc.returncode == 130, (proc.returncode, err[-3000:])
+    lines = err.strip().splitlines()
+    assert lines[-1].startswith(f"omnivue: interrupted ({signame})"), lines[-5:]
+    assert "Traceback" not in err
+    assert snap.read_bytes() == before
+
+    again = run_cli("run", env=env)
+    assert again.returncode == 0, again.stdout[-3000:] + again.stderr[-3000:]
+    assert snap.read_bytes() != before
+
+
+def test_publish_removes_what_a_killed_publish_left(simulated_run, tmp_path):
+    """A publish killed while it built or checked its candidate left `.customer_view.duckdb.<pid>.tmp`
+    (a whole unverified copy of the marts) in published/ for ever: the next publish removes it."""
+    env, home, _ = simulated_run
+    copy = _copy_home(home, tmp_path / "home")
+    env = {**env, "OMNIVUE_HOME": str(copy)}
+    leftovers = [copy / "published" / ".customer_view.duckdb.4242.tmp", copy / "published" / ".customer_view.duckdb.4242.tmp.wal"]
+    for path in leftovers:
+        path.write_bytes(b"an unverified candidate")
+    assert run_cli("verify", env=env).returncode == 0
+    proc = run_cli("publish", env=env)
+    assert proc.returncode == 0, proc.stderr
+    assert not [p for p in leftovers if p.exists()]
+    assert sorted(p.name for p in (copy / "published").iterdir()) == [".publish.lock", "customer_view.duckdb"]
+

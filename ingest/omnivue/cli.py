@@ -7,6 +7,7 @@ import errno
 import json
 import logging
 import os
+import signal
 import sys
 from pathlib import Path
 from typing import Any, Callable, Sequence
@@ -146,7 +147,7 @@ def cmd_verify(args: argparse.Namespace) -> int:
 
 def cmd_publish(args: argparse.Namespace) -> int:
     from .config import load_settings
-    from .publish import blocking_failures_of_latest_verification, publish_snapshot
+    from .publish import blocking_failures_of_latest_verification, build_after_latest_verification, publish_snapshot
 
     settings = load_settings()
     if not settings.warehouse.exists():
@@ -161,6 +162,12 @@ def cmd_publish(args: argparse.Namespace) -> int:
                         f"{len(failed)} blocking check(s): {'; '.join(failed[:5])}"
                         f"{f' (+{len(failed) - 5} more)' if len(failed) > 5 else ''}; the previous snapshot "
                         "is unchanged; fix them and run `omnivue verify` again")
+    unverified = build_after_latest_verification(settings)
+    if unverified:
+        raise UserError(f"publish blocked: the marts were rebuilt (dbt build of {unverified[0]}) after the latest "
+                        f"contract verification ({run_id}, {unverified[1]}), so no contract has checked them (a run "
+                        "stopped before its verification ended?); the previous snapshot is unchanged; run "
+                        "`omnivue verify`, then `omnivue publish` (or `omnivue run`)")
     path = publish_snapshot(settings)
     print(f"published {path}")
     return 0
@@ -356,11 +363,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     func: Callable[[argparse.Namespace], int] = args.func
     from .identifiers import BadPhoneRegion, check_default_region
     from .kafka_io import BrokerUnavailable, GroupShared
-    from .pipeline import RunInProgress
+    from .pipeline import RunInProgress, RunInterrupted
     from .publish import SnapshotRejected
     from .query import QueryError
     from .warehouse import WarehouseBusy
 
+    def on_sigterm(signum, frame) -> None:  # like Ctrl-C: `finally` blocks run (temp files go), one line
+        raise KeyboardInterrupt("SIGTERM")
+
+    signal.signal(signal.SIGTERM, on_sigterm)
     try:
         check_default_region()
         return func(args)
@@ -368,8 +379,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             RunInProgress, GroupShared) as exc:
         print(f"omnivue: error: {exc}", file=sys.stderr)
         return 1
-    except KeyboardInterrupt:
-        print("omnivue: interrupted", file=sys.stderr)
+    except RunInterrupted as exc:
+        print(f"omnivue: interrupted ({exc or 'SIGINT'}): the run stopped where it was, nothing after it ran and "
+              "the snapshot was not replaced by an unverified one; run `omnivue run` again", file=sys.stderr)
+        return 130
+    except KeyboardInterrupt as exc:
+        print(f"omnivue: interrupted{f' ({exc})' if str(exc) else ''}", file=sys.stderr)
         return 130
     except Exception as exc:
         reason = disk_full_reason(exc)

@@ -213,10 +213,64 @@ def single_run(settings: Settings) -> Iterator[None]:
         yield  # the lock goes with the file
 
 
+class RunInterrupted(KeyboardInterrupt):
+    """Ctrl-C or SIGTERM stopped the run (the task it was in failed; nothing after it ran)."""
+
+
+@contextmanager
+def _stops_on_signals() -> Iterator[None]:
+    """Ctrl-C and SIGTERM stop the whole run. In ``dag.test()`` Airflow runs each task in this
+    process: it takes a KeyboardInterrupt inside a task for a task failure (and retries the
+    task), and its own SIGTERM handler, installed for every task, only calls the operator's
+    on_kill: the run went on. Here the signal interrupts the task it lands in, Airflow's SIGTERM
+    handler still runs first, and no task starts after it."""
+    import signal
+
+    from airflow.sdk.definitions import dag as dag_module
+
+    stopped_by: list[str] = []  # the signal's name, once one came
+
+    def on_signal(signum: int, frame) -> None:
+        if not stopped_by:
+            stopped_by.append(signal.Signals(signum).name)
+            raise RunInterrupted(stopped_by[0])
+
+    real_signal, real_run_task = signal.signal, dag_module._run_task
+
+    def chained_signal(signum, handler):
+        if signum != signal.SIGTERM or not callable(handler):
+            return real_signal(signum, handler)
+
+        def both(sig, frame):  # e.g. Airflow's handler for a task (the operator's on_kill), then ours
+            try:
+                handler(sig, frame)
+            finally:
+                on_signal(sig, frame)
+
+        return real_signal(signum, both)
+
+    def run_task(**kwargs):  # Airflow took the interrupt for the task's failure: stop the run here
+        if stopped_by:
+            raise RunInterrupted(stopped_by[0])
+        result = real_run_task(**kwargs)
+        if stopped_by:
+            raise RunInterrupted(stopped_by[0])
+        return result
+
+    saved = {sig: real_signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
+    signal.signal, dag_module._run_task = chained_signal, run_task
+    try:
+        yield
+    finally:
+        signal.signal, dag_module._run_task = real_signal, real_run_task
+        for sig, handler in saved.items():
+            real_signal(sig, handler)
+
+
 def run_pipeline(settings: Settings, verbose: bool = False, full_refresh: bool = False) -> RunOutcome:
     """One DAG run; never raises for a failed task (the outcome says so). RunInProgress when
-    another run holds the data directory. ``full_refresh``: the dbt models are rebuilt from all
-    landed events (the DAG's param ``full_refresh``)."""
+    another run holds the data directory; RunInterrupted on Ctrl-C or SIGTERM. ``full_refresh``:
+    the dbt models are rebuilt from all landed events (the DAG's param ``full_refresh``)."""
     with single_run(settings):
         return _run_pipeline(settings, verbose, full_refresh)
 
@@ -249,7 +303,8 @@ def _run_pipeline(settings: Settings, verbose: bool, full_refresh: bool = False)
         progress = _TaskProgress(db_file, len(dag.tasks), terminal)
         progress.start()
         try:
-            dag_run = dag.test(run_conf={"full_refresh": full_refresh})
+            with _stops_on_signals():
+                dag_run = dag.test(run_conf={"full_refresh": full_refresh})
         finally:
             progress.stop.set()
             progress.join(timeout=5)

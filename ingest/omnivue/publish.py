@@ -115,6 +115,21 @@ def _verified_run_id(settings: Settings) -> str | None:
     return row[0] if row else None
 
 
+def build_after_latest_verification(settings: Settings) -> tuple[str, str] | None:
+    """(when the latest dbt build began, when the latest contract verification began) if the build
+    began after it: marts no contract has checked (a run stopped between its dbt build and the end
+    of its verification); None otherwise or when nothing says (dbt_project/macros/pipeline/)."""
+    with session(settings.warehouse, read_only=True) as con:
+        if not (table_exists(con, "dbt_build_started") and table_exists(con, "contract_results")):
+            return None
+        row = con.execute(
+            "select b.started_at, v.checked_at from (select max(started_at) as started_at from dbt_build_started) b, "
+            "(select max(checked_at) as checked_at from contract_results where contract not like 'published_snapshot/%' "
+            "and contract not like 'dbt/%') v "  # the Soda verification; dbt tests are recorded during the build
+            "where b.started_at >= v.checked_at").fetchone()
+    return (f"{row[0]:%Y-%m-%d %H:%M:%S %Z}", f"{row[1]:%Y-%m-%d %H:%M:%S %Z}") if row else None
+
+
 def blocking_failures_of_latest_verification(settings: Settings) -> tuple[str | None, list[str]]:
     """The latest contract verification's run id and its failed blocking checks (``contract / check``),
     with the blocking dbt tests that failed since (a build after it that stopped on a test);
@@ -144,6 +159,8 @@ def publish_snapshot(settings: Settings, run_id: str | None = None) -> Path:
     target.parent.mkdir(parents=True, exist_ok=True)
     run_id = run_id or _verified_run_id(settings) or f"publish__{time.strftime('%Y%m%dT%H%M%S')}_{uuid.uuid4().hex[:6]}"
     with publish_lock(settings):
+        for stale in target.parent.glob(f".{target.name}.*.tmp*"):
+            stale.unlink(missing_ok=True)  # a killed publish's or erasure's unverified copy (nobody else works here)
         tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
         try:
             copied = build_snapshot(settings, tmp)
