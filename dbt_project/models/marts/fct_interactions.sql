@@ -60,8 +60,9 @@ final as (
         event_type,
         channel,
         occurred_at,
-        source,
-        campaign_id,
+        -- producers' codes, but an email or a phone number in them is masked (macros/privacy/)
+        {{ mask_contact_details('source') }} as source,
+        {{ mask_contact_details('campaign_id') }} as campaign_id,
         platform,
         lang,
         is_brand_sent,
