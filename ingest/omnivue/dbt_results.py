@@ -17,7 +17,7 @@ failed), which appends one row per test to ``contract_results``:
   is published).
 
 The publish step's "latest verification" is the Soda one: rows of
-``dbt/...`` contracts never stand in for it (``publish._verified_run_id``).
+``dbt/...`` contracts never stand in for it (``publish.VERIFICATION_ROWS``).
 """
 
 from __future__ import annotations
@@ -33,7 +33,7 @@ from .contract_checks import CheckResult, record_results
 
 log = logging.getLogger(__name__)
 
-#: contract names of the dbt tests start with this
+#: contract names of the dbt tests start with this (publish.DBT_TEST_ROWS selects them)
 CONTRACT_PREFIX = "dbt/"
 _OUTCOMES = {"pass": "passed", "fail": "failed", "warn": "warned", "error": "error"}
 

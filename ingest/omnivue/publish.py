@@ -40,6 +40,13 @@ PUBLISHED_TABLES = ("customer_360", "fct_interactions", "consent_audit", "market
                     "channel_engagement", "contract_results", "consent_conflicts", "ereputation_daily")
 
 
+#: The contract_results rows of a verification of the warehouse's contracts (`omnivue verify`, the
+#: DAG's verify_contracts): not the snapshot's checks (published_snapshot/...) nor the dbt tests
+#: recorded during a build (dbt/..., dbt_results.CONTRACT_PREFIX).
+DBT_TEST_ROWS = "contract like 'dbt/%'"
+VERIFICATION_ROWS = f"contract not like 'published_snapshot/%' and not ({DBT_TEST_ROWS})"
+
+
 class SnapshotRejected(RuntimeError):
     """The candidate snapshot failed a blocking check: it was not published."""
 
@@ -109,9 +116,8 @@ def _verified_run_id(settings: Settings) -> str | None:
     with session(settings.warehouse, read_only=True) as con:
         if not table_exists(con, "contract_results"):
             return None
-        # the Soda contracts' run: neither the snapshot's checks nor the dbt tests (dbt_results.py)
-        row = con.execute("select run_id from contract_results where contract not like 'published_snapshot/%' "
-                          "and contract not like 'dbt/%' order by checked_at desc limit 1").fetchone()
+        row = con.execute(f"select run_id from contract_results where {VERIFICATION_ROWS} "
+                          "order by checked_at desc limit 1").fetchone()
     return row[0] if row else None
 
 
@@ -124,8 +130,7 @@ def build_after_latest_verification(settings: Settings) -> tuple[str, str] | Non
             return None
         row = con.execute(
             "select b.started_at, v.checked_at from (select max(started_at) as started_at from dbt_build_started) b, "
-            "(select max(checked_at) as checked_at from contract_results where contract not like 'published_snapshot/%' "
-            "and contract not like 'dbt/%') v "  # the Soda verification; dbt tests are recorded during the build
+            f"(select max(checked_at) as checked_at from contract_results where {VERIFICATION_ROWS}) v "
             "where b.started_at >= v.checked_at").fetchone()
     return (f"{row[0]:%Y-%m-%d %H:%M:%S %Z}", f"{row[1]:%Y-%m-%d %H:%M:%S %Z}") if row else None
 
@@ -140,9 +145,9 @@ def blocking_failures_of_latest_verification(settings: Settings) -> tuple[str | 
     with session(settings.warehouse, read_only=True) as con:
         rows = con.execute(
             'select contract, "check" from contract_results where blocking and outcome in (\'failed\', \'error\') '
-            "and ((run_id = ? and contract not like 'published_snapshot/%' and contract not like 'dbt/%') "
-            "     or (contract like 'dbt/%' and checked_at >= (select max(checked_at) from contract_results "
-            "                                                  where run_id = ? and contract not like 'dbt/%'))) "
+            f"and ((run_id = ? and {VERIFICATION_ROWS}) "
+            f"     or ({DBT_TEST_ROWS} and checked_at >= (select max(checked_at) from contract_results "
+            f"                                            where run_id = ? and {VERIFICATION_ROWS}))) "
             "order by 1, 2", [run_id, run_id]).fetchall()
     return run_id, [f"{c} / {k}" for c, k in rows]
 

@@ -43,7 +43,9 @@ def collect(settings: Settings, run_id: str | None = None, since: datetime | Non
             out["audience"] = dict(con.execute(
                 "select scope, count(*) from marketing_audience group by 1 order by 1").fetchall())
         if table_exists(con, "contract_results"):
-            soda, dbt = "contract not like 'dbt/%'", "contract like 'dbt/%'"  # dbt tests: dbt_results.py
+            from .publish import DBT_TEST_ROWS
+
+            soda, dbt = f"not ({DBT_TEST_ROWS})", DBT_TEST_ROWS  # the contracts' checks (snapshot's too); dbt tests
             rid = run_id or scalar(f"select run_id from contract_results where {soda} order by checked_at desc limit 1")
             if run_id is not None and not scalar(f"select count(*) from contract_results where run_id = ? and {soda}",
                                                  [run_id]):
