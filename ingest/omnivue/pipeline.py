@@ -267,6 +267,33 @@ def _stops_on_signals() -> Iterator[None]:
             real_signal(sig, handler)
 
 
+@contextmanager
+def _survivors_frozen_between_tasks() -> Iterator[None]:
+    """Every cosmos dbt task ends with a full ``gc.collect()`` (its dbt adapter clean-up). In this
+    process, which holds Airflow, dbt and the DAG, such a collect walked ~0.6 M live objects: 0.45 s
+    per task, a fifth of a small run. After each task the objects still alive are frozen (out of the
+    collector's reach), so the next collect walks only what that task made; all thawed at the end."""
+    import gc
+
+    from airflow.sdk.definitions import dag as dag_module
+
+    real_run_task = dag_module._run_task
+
+    def run_task(**kwargs):
+        try:
+            return real_run_task(**kwargs)
+        finally:
+            gc.collect()
+            gc.freeze()
+
+    dag_module._run_task = run_task
+    try:
+        yield
+    finally:
+        dag_module._run_task = real_run_task
+        gc.unfreeze()
+
+
 def run_pipeline(settings: Settings, verbose: bool = False, full_refresh: bool = False) -> RunOutcome:
     """One DAG run; never raises for a failed task (the outcome says so). RunInProgress when
     another run holds the data directory; RunInterrupted on Ctrl-C or SIGTERM. ``full_refresh``:
@@ -303,7 +330,7 @@ def _run_pipeline(settings: Settings, verbose: bool, full_refresh: bool = False)
         progress = _TaskProgress(db_file, len(dag.tasks), terminal)
         progress.start()
         try:
-            with _stops_on_signals():
+            with _stops_on_signals(), _survivors_frozen_between_tasks():
                 dag_run = dag.test(run_conf={"full_refresh": full_refresh})
         finally:
             progress.stop.set()
