@@ -17,7 +17,7 @@ from kafka import KafkaConsumer
 from conftest import ROOT, run_cli
 from pipeline_helpers import partition, query, warehouse_identity, warehouse_violations
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("pipeline")]  # one worker: module fixtures (loadgroup)
 
 
 @pytest.fixture(scope="module")
@@ -145,6 +145,30 @@ def test_one_alert_per_violation_on_the_alerts_topic(simulated_run):
     assert sorted(a["evidence"]["event_id"] for a in alerts) == sorted(truth["violations"])
     assert {a["type"] for a in alerts} == {"consent_violation"}
     assert all(a["owner"] and a["time"] for a in alerts)
+
+
+def test_a_quiet_day_warns_and_does_not_block_publish(simulated_run, tmp_path, monkeypatch):
+    """Nothing landed for three days (a paused producer, a quiet weekend): the freshness check
+    warns, and the snapshot may still be replaced (it moves with the clock: customers lapse)."""
+    import shutil
+
+    import duckdb
+    from omnivue.config import load_settings
+    from omnivue.contract_checks import verify_all
+
+    _, home, _ = simulated_run
+    copy_home = tmp_path / "home"
+    copy_home.mkdir()
+    shutil.copy(home / "warehouse.duckdb", copy_home / "warehouse.duckdb")
+    monkeypatch.setenv("OMNIVUE_HOME", str(copy_home))
+    con = duckdb.connect(str(copy_home / "warehouse.duckdb"))
+    con.execute("update landed_events set received_at = received_at - interval 3 day")
+    con.close()
+
+    report = verify_all(load_settings(), run_id="quiet")
+    stale = [r for r in report.results if (r.contract, r.check) == ("landed_events", "ingest ran in the last day")]
+    assert [(r.outcome, r.blocking) for r in stale] == [("failed", False)]
+    assert report.ok, report.render()
 
 
 def test_soda_blocks_an_audience_member_without_consent(simulated_run, tmp_path, monkeypatch):

@@ -113,21 +113,48 @@ def airflow_environment(settings: Settings) -> dict[str, str]:
 
 def ensure_manifest(settings: Settings) -> Path:
     """``dbt parse`` when the manifest is missing or older than any project file,
-    so the DAG renders from it without calling dbt at parse time."""
+    so the DAG renders from it without calling dbt at parse time. Several processes
+    may share the project (runs on other data directories, a scheduler parsing the
+    DAG): one parses at a time, into a directory of its own, and the new manifest
+    replaces the old in one rename, so a reader never sees half a file."""
+    import fcntl
+    import shutil
+
     project = dbt_project_dir()
-    manifest = project / "target" / "manifest.json"
-    newest = max((p.stat().st_mtime for p in project.rglob("*")
-                  if p.is_file() and not {"target", "logs"} & set(p.relative_to(project).parts)), default=0)
-    if manifest.exists() and manifest.stat().st_mtime >= newest:
+    target = project / "target"
+    manifest = target / "manifest.json"
+
+    def up_to_date() -> bool:
+        newest = max((p.stat().st_mtime for p in project.rglob("*")
+                      if p.is_file() and not {"target", "logs"} & set(p.relative_to(project).parts)), default=0)
+        return manifest.exists() and manifest.stat().st_mtime >= newest
+
+    if up_to_date():
         return manifest
-    dbt = str(Path(sys.executable).with_name("dbt"))
-    log.info("dbt parse (the project changed since the last manifest)")
-    proc = subprocess.run([dbt, "parse", "--project-dir", str(project), "--profiles-dir", str(project),
-                           "--profile", "omnivue", "--target", "dev", "--quiet"],
-                          cwd=project, capture_output=True, text=True,
-                          env={**os.environ, **airflow_environment(settings)})
-    if proc.returncode != 0:
-        raise RuntimeError(f"dbt parse failed:\n{proc.stdout}\n{proc.stderr}")
+    target.mkdir(exist_ok=True)
+    with open(target / ".parse.lock", "a") as lock:
+        fcntl.flock(lock.fileno(), fcntl.LOCK_EX)
+        if up_to_date():  # another process parsed it while this one waited
+            return manifest
+        work = target / f".parse-{os.getpid()}"
+        shutil.rmtree(work, ignore_errors=True)
+        work.mkdir()
+        try:
+            if (target / "partial_parse.msgpack").exists():  # dbt re-parses only what changed
+                shutil.copy2(target / "partial_parse.msgpack", work / "partial_parse.msgpack")
+            dbt = str(Path(sys.executable).with_name("dbt"))
+            log.info("dbt parse (the project changed since the last manifest)")
+            proc = subprocess.run([dbt, "parse", "--project-dir", str(project), "--profiles-dir", str(project),
+                                   "--profile", "omnivue", "--target", "dev", "--target-path", str(work), "--quiet"],
+                                  cwd=project, capture_output=True, text=True,
+                                  env={**os.environ, **airflow_environment(settings)})
+            if proc.returncode != 0:
+                raise RuntimeError(f"dbt parse failed:\n{proc.stdout}\n{proc.stderr}")
+            if (work / "partial_parse.msgpack").exists():
+                os.replace(work / "partial_parse.msgpack", target / "partial_parse.msgpack")
+            os.replace(work / "manifest.json", manifest)
+        finally:
+            shutil.rmtree(work, ignore_errors=True)
     return manifest
 
 
