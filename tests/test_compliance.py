@@ -17,8 +17,10 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import signal
 import subprocess
 import sys
+import time
 import uuid
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -31,7 +33,7 @@ from conftest import ROOT, free_port, run_cli
 from omnivue.compliance.erasure import erase_in_database
 from omnivue.compliance.matching import Identifier
 from omnivue.compliance.requests import queue_request
-from omnivue.compliance.store import ComplianceError
+from omnivue.compliance.store import AUDIT_TABLES, ComplianceError
 from omnivue.compliance.subject import Seed, Subject, is_placeholder
 from omnivue.config import load_settings
 from pipeline_helpers import query
@@ -589,6 +591,99 @@ def test_a_queued_erasure_is_not_an_erasure_until_it_is_served(world):
     assert query(home / "warehouse.duckdb", "select status, notice_published_at from subject_requests "
                  "where request_id = ?", [qid]) == [("already_erased", None)]
     assert len(read_topic(env, "erasure")) == notices_before + 1
+
+
+# crowd member 3 (an email, a customer id, a device with a purchase, a handle with a mention), whom no other
+# test names: the killed erasure's person
+KILLED = {"email": "crowd.member3@example.net", "customer_id": "CROWD003", "device_id": "crowd-device-3",
+          "social_handle": "x:crowd_3"}
+
+
+def test_an_erasure_killed_after_recording_in_progress_is_finished_by_subject_serve(world):
+    """A real `omnivue subject erase` is SIGKILLed once its request is recorded ``in_progress`` (with the
+    person's hashes suppressed) and before it finishes: the moment its copy of the snapshot appears
+    (``published/.customer_view.duckdb.erase-<pid>.tmp``), which it makes right after committing that
+    record, before it has changed the snapshot, any file or the warehouse. `omnivue subject serve` then
+    finishes it under the same request id: served, verified, announced, no longer pending."""
+    from omnivue.compliance.requests import PENDING
+
+    env, home = world["env"], world["home"]
+    wh, snap = home / "warehouse.duckdb", home / "published" / "customer_view.duckdb"
+    needles = [v.lower() for v in KILLED.values()]
+    hashes = {keyed(t, v) for t, v in KILLED.items()}
+    (person,), = query(wh, "select distinct person_id from identity_map where identifier_value = ?", [KILLED["email"]])
+    assert dict(query(wh, "select identifier_type, identifier_value from identity_map where person_id = ?",
+                      [person])) == KILLED
+    (n_events,), = query(wh, "select count(*) from landed_events where " + " or ".join(f"{t} = ?" for t in KILLED),
+                         list(KILLED.values()))
+    assert n_events == 8 and query(snap, "select count(*) from customer_360 where person_id = ?", [person]) == [(1,)]
+
+    erase = subprocess.Popen([str(Path(sys.executable).with_name("omnivue")), "subject", "erase", "--email",
+                              KILLED["email"], "--by", "dpo", "--why", "art. 17, killed"],
+                             env={**os.environ, **env}, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                             text=True)
+    work = snap.with_name(f".{snap.name}.erase-{erase.pid}.tmp")
+    try:
+        while erase.poll() is None and not work.exists():
+            time.sleep(0.001)
+        erase.send_signal(signal.SIGKILL)  # a no-op if it already exited: the assertions below then fail
+        out, err = erase.communicate(timeout=60)
+    finally:
+        if erase.poll() is None:
+            erase.kill()
+            erase.wait()
+    assert erase.returncode == -signal.SIGKILL, f"exited {erase.returncode} before it was killed: {out}{err}"
+
+    # what the killed erasure left: in_progress, their hashes suppressed, nothing of theirs erased yet
+    (rid, status, served_at), = query(wh, "select request_id, status, served_at from subject_requests "
+                                          "where kind = 'erasure' and identifier_hash = ?",
+                                      [keyed("email", KILLED["email"])])
+    assert (status, served_at) == ("in_progress", None)
+    assert {h for (h,) in query(wh, "select identifier_hash from suppressed_identifiers where request_id = ?",
+                                [rid])} == hashes
+    assert query(wh, "select count(*) from identity_map where person_id = ?", [person]) == [(len(KILLED),)]
+    listed = compliance_cli("subject", "list", env=env).stdout
+    assert [line.split()[4] for line in listed.splitlines() if line.startswith(rid)] == ["in_progress"]
+    notices_before = [n for n in read_topic(env, "erasure") if n["request_id"] == rid]
+    assert notices_before == []
+
+    served = compliance_cli("subject", "serve", env=env)
+    assert served.returncode == 0, served.stdout + served.stderr
+    assert f"request {rid}: erased {len(KILLED)} identifiers of 1 person(s) ({person})" in served.stdout, served.stdout
+    assert "no value left" in served.stdout and "published" in served.stdout, served.stdout
+
+    # finished under the same request id, with its proof, and no longer pending
+    (status, served_at, notice_at, person_ids, details), = query(
+        wh, "select status, served_at, notice_published_at, person_ids::varchar, details::varchar "
+            "from subject_requests where request_id = ?", [rid])
+    assert status == "served" and served_at is not None and notice_at is not None
+    assert json.loads(person_ids) == [person]
+    d = json.loads(details)
+    assert {(i["type"], i["hash"]) for i in d["identifiers"]} == {(t, keyed(t, v)) for t, v in KILLED.items()}
+    assert d["warehouse"]["landed_events"]["deleted"] == n_events
+    assert d["snapshot"]["action"] == "rewritten" and d["snapshot"]["tables"]["customer_360"]["deleted"] == 1
+    assert d["verification"]["file_hits"] == {} and d["verification"]["table_hits"] == {}
+    assert d["verification"]["files_scanned"] > 0 and d["verification"]["tables_scanned"] > 0
+    assert query(wh, "select count(*) from subject_requests where request_id = ? and list_contains(?, status)",
+                 [rid, list(PENDING)]) == [(0,)]
+    assert query(wh, "select count(*) from subject_requests where kind = 'erasure' and identifier_hash in "
+                     "(select unnest(?::varchar[]))", [sorted(hashes)]) == [(1,)]  # no second request
+    notices = [n for n in read_topic(env, "erasure") if n["request_id"] == rid]
+    assert len(notices) == 1 and notices[0]["person_ids"] == [person]
+    assert {(i["type"], i["hash"]) for i in notices[0]["identifiers"]} == {(t, keyed(t, v)) for t, v in KILLED.items()}
+    # on real data: nothing of theirs in any table of the warehouse or the snapshot, nor in any file; the killed
+    # process's copy of the snapshot is gone
+    assert query(wh, "select count(*) from identity_map where person_id = ?", [person]) == [(0,)]
+    assert query(snap, "select count(*) from customer_360 where person_id = ?", [person]) == [(0,)]
+    for db in (wh, snap):
+        for table in tables_of(db):
+            for row in rows_as_text(db, table):
+                assert not any(n in row.lower() for n in needles), f"{db.name}:{table} still holds {row[:200]}"
+                assert person not in row or table in AUDIT_TABLES, f"{db.name}:{table} still holds {row[:200]}"
+    for path in sorted(p for p in home.rglob("*") if p.is_file()):
+        leaked = [n for n in needles if n.encode() in path.read_bytes().lower()]
+        assert not leaked, f"{path.relative_to(home)} still holds {leaked}"
+    assert not [p.name for p in snap.parent.iterdir() if ".erase-" in p.name or ".fresh-" in p.name]
 
 
 @pytest.mark.parametrize("fast_path", [True, False], ids=["fast-path", "python-path"])
