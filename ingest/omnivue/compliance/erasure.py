@@ -28,6 +28,11 @@ the first step to the last, so neither ingest nor publish interleaves):
    pending and ``omnivue subject serve`` / the ``subject_requests`` DAG
    retries it.
 
+An erasure killed half-way stays ``in_progress`` (its identifiers suppressed);
+served again under the same request id (``omnivue subject serve``), it redoes
+every step on what is left, deletes the copies the killed process left, and
+names the hashes and person ids that attempt recorded (``resume_interrupted``).
+
 A repeated request (the identifier was erased by an earlier erasure that was
 served, and is still suppressed; see ``suppression.erased_by``) that finds
 nothing held and no value left in the verification scan is recorded as
@@ -57,7 +62,7 @@ import duckdb
 from ..config import Settings
 from ..warehouse import session
 from .matching import IDENTIFIER_TYPES, Matcher
-from .store import AUDIT_TABLES, ComplianceError, ensure_compliance_tables
+from .store import AUDIT_TABLES, ComplianceError, ensure_compliance_tables, fetch_dicts
 from .subject import DEFAULT_MAX_IDENTIFIERS, Seed, Subject, resolve_subject
 from .suppression import add_suppressions, erased_by
 
@@ -298,6 +303,13 @@ def compact_into(con: duckdb.DuckDBPyConnection, target: Path) -> None:
         con.execute("detach omnivue_compact")
 
 
+def remove_work_files(path: Path) -> None:
+    """Delete the copies of a DuckDB file that a killed erasure or publish left beside it (``.<name>.*.tmp``
+    and their WALs). Call it holding the publish lock: nobody else works on them then."""
+    for stale in path.parent.glob(f".{path.name}.*.tmp*"):
+        stale.unlink(missing_ok=True)
+
+
 def erase_duckdb_copy(path: Path, subject: Subject, key: str, apply: bool = True) -> dict[str, Any]:
     """Erase from a DuckDB file others may be reading: work on a copy, rename a fresh file over it."""
     if not apply:
@@ -495,6 +507,24 @@ def erased_before(con: duckdb.DuckDBPyConnection, seeds: list[Seed]) -> dict[str
             "same_identifier": e["identifier_hash"] == seeds[0].hash, "person_ids": e.get("person_ids") or []}
 
 
+def resume_interrupted(con: duckdb.DuckDBPyConnection, subject: Subject, key: str, request_id: str) -> None:
+    """Serving again a request whose earlier attempt was killed or failed half-way (``in_progress`` or
+    ``failed``): that attempt may have deleted the person's warehouse rows already, so the identifier hashes and
+    person ids it recorded are added to the subject (the request and its notice name them all)."""
+    rows = fetch_dicts(con, "select status, person_ids, details from subject_requests where request_id = ? "
+                            "and status in ('in_progress', 'failed')", [request_id])
+    if not rows:
+        return
+    known = {h for _, h in subject.hashes(key)}
+    recorded = (rows[0].get("details") or {}).get("identifiers") or []
+    subject.seeds += [Seed(i["type"], i["hash"]) for i in recorded if i["hash"] not in known]
+    persons = set(rows[0].get("person_ids") or [])
+    if persons and not subject.found:
+        subject.notes[:] = [f"an earlier attempt at this request ({rows[0]['status']}) had already removed them "
+                            "from identity_map: the identifier hashes and person ids it recorded are named again"]
+    subject.person_ids = sorted(set(subject.person_ids) | persons)
+
+
 def erase_subject(settings: Settings, seeds: list[Seed], requested_by: str | None = None, reason: str | None = None,
                   request_id: str | None = None, dry_run: bool = False,
                   max_identifiers: int = DEFAULT_MAX_IDENTIFIERS) -> ErasureResult:
@@ -512,6 +542,8 @@ def erase_subject(settings: Settings, seeds: list[Seed], requested_by: str | Non
             if not dry_run:
                 ensure_compliance_tables(con)
             subject = resolve_subject(con, key, seeds, max_identifiers=max_identifiers)
+            if not dry_run:
+                resume_interrupted(con, subject, key, request_id)
             result = ErasureResult(request_id, subject, dry_run=dry_run)
             earlier = erased_before(con, seeds)
             if earlier is not None:
@@ -537,18 +569,19 @@ def erase_subject(settings: Settings, seeds: list[Seed], requested_by: str | Non
                 con.begin()
                 result.suppressed_new = add_suppressions(con, subject.hashes(key), request_id, "erasure", now)
                 record_request(con, request_id, "erasure", seeds[0], requested_by, reason, "in_progress", now,
-                               person_ids=subject.person_ids)
+                               person_ids=subject.person_ids, details=result.details(key))  # resume_interrupted
                 con.commit()
             # the analysts' snapshot, and any other DuckDB file under OMNIVUE_HOME
             if settings.published.exists():
                 result.snapshot = erase_duckdb_copy(settings.published, subject, key, apply=not dry_run)
             if not dry_run:
-                for stale in settings.published_dir.glob(f".{settings.published.name}.*.tmp"):
-                    stale.unlink(missing_ok=True)  # a crashed publish's leftovers
+                remove_work_files(settings.published)
             for path in sorted(home.rglob("*.duckdb")):
                 if path in skip or path.name.startswith("."):
                     continue
                 rel = str(path.relative_to(home))
+                if not dry_run:
+                    remove_work_files(path)
                 try:
                     result.databases[rel] = erase_duckdb_copy(path, subject, key, apply=not dry_run)
                 except duckdb.Error as exc:
@@ -560,6 +593,7 @@ def erase_subject(settings: Settings, seeds: list[Seed], requested_by: str | Non
             con.begin()
             result.warehouse = erase_in_database(con, subject, key)
             con.commit()
+            remove_work_files(settings.warehouse)
             fresh = settings.warehouse.with_name(f".{settings.warehouse.name}.fresh-{os.getpid()}.tmp")
             try:
                 compact_into(con, fresh)
