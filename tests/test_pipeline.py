@@ -147,21 +147,26 @@ def test_one_alert_per_violation_on_the_alerts_topic(simulated_run):
     assert all(a["owner"] and a["time"] for a in alerts)
 
 
-def test_a_quiet_day_warns_and_does_not_block_publish(simulated_run, tmp_path, monkeypatch):
-    """Nothing landed for three days (a paused producer, a quiet weekend): the freshness check
-    warns, and the snapshot may still be replaced (it moves with the clock: customers lapse)."""
+def _warehouse_copy(simulated_run, tmp_path: Path, monkeypatch):
+    """A copy of the run's warehouse in a new OMNIVUE_HOME (this process's), opened for writing."""
     import shutil
 
     import duckdb
+
+    copy_home = tmp_path / "home"
+    copy_home.mkdir()
+    shutil.copy(simulated_run[1] / "warehouse.duckdb", copy_home / "warehouse.duckdb")
+    monkeypatch.setenv("OMNIVUE_HOME", str(copy_home))
+    return duckdb.connect(str(copy_home / "warehouse.duckdb"))
+
+
+def test_a_quiet_day_warns_and_does_not_block_publish(simulated_run, tmp_path, monkeypatch):
+    """Nothing landed for three days (a paused producer, a quiet weekend): the freshness check
+    warns, and the snapshot may still be replaced (it moves with the clock: customers lapse)."""
     from omnivue.config import load_settings
     from omnivue.contract_checks import verify_all
 
-    _, home, _ = simulated_run
-    copy_home = tmp_path / "home"
-    copy_home.mkdir()
-    shutil.copy(home / "warehouse.duckdb", copy_home / "warehouse.duckdb")
-    monkeypatch.setenv("OMNIVUE_HOME", str(copy_home))
-    con = duckdb.connect(str(copy_home / "warehouse.duckdb"))
+    con = _warehouse_copy(simulated_run, tmp_path, monkeypatch)
     con.execute("update landed_events set received_at = received_at - interval 3 day")
     con.close()
 
@@ -173,19 +178,11 @@ def test_a_quiet_day_warns_and_does_not_block_publish(simulated_run, tmp_path, m
 
 def test_soda_blocks_an_audience_member_without_consent(simulated_run, tmp_path, monkeypatch):
     """Corrupt a copy of the warehouse: a person whose consent was withdrawn is put in the audience."""
-    import shutil
-
     from omnivue.config import load_settings
     from omnivue.contract_checks import verify_all
 
-    _, home, _ = simulated_run
+    con = _warehouse_copy(simulated_run, tmp_path, monkeypatch)
     copy_home = tmp_path / "home"
-    copy_home.mkdir()
-    shutil.copy(home / "warehouse.duckdb", copy_home / "warehouse.duckdb")
-    monkeypatch.setenv("OMNIVUE_HOME", str(copy_home))
-    import duckdb
-
-    con = duckdb.connect(str(copy_home / "warehouse.duckdb"))
     withdrawn = con.execute(
         "select person_id, scope from int_consent_history where purpose = 'marketing' and is_latest "
         "and status = 'withdrawn' limit 1").fetchone()
