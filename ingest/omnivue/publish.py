@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import Iterator
 
 from .config import Settings
+from .dbt_results import CONTRACT_PREFIX
 from .warehouse import session, table_exists
 
 log = logging.getLogger(__name__)
@@ -43,7 +44,7 @@ PUBLISHED_TABLES = ("customer_360", "fct_interactions", "consent_audit", "market
 #: The contract_results rows of a verification of the warehouse's contracts (`omnivue verify`, the
 #: DAG's verify_contracts): not the snapshot's checks (published_snapshot/...) nor the dbt tests
 #: recorded during a build (dbt/..., dbt_results.CONTRACT_PREFIX).
-DBT_TEST_ROWS = "contract like 'dbt/%'"
+DBT_TEST_ROWS = f"contract like '{CONTRACT_PREFIX}%'"
 VERIFICATION_ROWS = f"contract not like 'published_snapshot/%' and not ({DBT_TEST_ROWS})"
 
 
